@@ -1,0 +1,70 @@
+"""TFX Trainer entry point: run_fn trains the reference CNN and exports it.
+
+custom_config keys (set by pipeline/pipeline.py): epochs, batch_size,
+threshold, seed, learning_rate, class_names.
+"""
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+import emoji_cnn
+import features
+import image_decoding
+import serving_signatures
+import training_report
+
+
+def _dataset(file_patterns, batch_size, shuffle_seed=None):
+    """GZIP TFRecords of tf.Examples -> batches of (pixels, label).
+
+    Decoding happens once: the decoded images are cached in memory (80 faces are
+    5 MB), so every later epoch only shuffles and batches."""
+    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    if not files:
+        raise ValueError(f"no TFRecord files match {file_patterns}")
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    ds = ds.map(lambda record: tf.io.parse_single_example(record, features.feature_spec()),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda ex: (image_decoding.decode_image(ex[features.IMAGE_KEY]),
+                            tf.cast(ex[features.LABEL_KEY], tf.float32)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.cache()
+    if shuffle_seed is not None:
+        ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def run_fn(fn_args):
+    """Trains on fn_args.train_files, validates on eval_files, exports to
+    fn_args.serving_model_dir and leaves a report in fn_args.model_run_dir."""
+    config = fn_args.custom_config
+    seed = int(config["seed"])
+    keras.utils.set_random_seed(seed)
+
+    train = _dataset(fn_args.train_files, config["batch_size"], shuffle_seed=seed)
+    evaluation = _dataset(fn_args.eval_files, config["batch_size"])
+    model = emoji_cnn.build_model(learning_rate=config["learning_rate"])
+    stop = emoji_cnn.StopAtAccuracy(config["threshold"])
+    timer = training_report.EpochTimer()
+    history = model.fit(
+        train,
+        validation_data=evaluation,
+        epochs=config["epochs"],
+        callbacks=[stop, timer,
+                   keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
+        verbose=2,
+    )
+
+    started = time.perf_counter()
+    serving_signatures.export(model, config["class_names"], fn_args.serving_model_dir)
+    summary = training_report.summarise(history.history, timer.seconds, config["threshold"],
+                                        stop.stopped_epoch, config["epochs"])
+    summary["export_seconds"] = round(time.perf_counter() - started, 2)
+    summary["seed"] = seed
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, training_report.SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    training_report.plot_curves(summary, os.path.join(fn_args.model_run_dir, training_report.CURVES_FILE))

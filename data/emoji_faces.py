@@ -1,0 +1,264 @@
+"""Deterministic generator of emoji-like happy and sad faces.
+
+Faces are made in pairs: every pair shares one draw of everything that is not
+expression (background, face colour and shading, size, position, rotation, eye
+style, outline, mouth style, width and height) and differs only in the
+expression (mouth curvature direction, brow slant, closed-eye arc direction).
+So nothing but the expression can tell the classes apart - the class-wise
+colour, size and position statistics are equal by construction.
+
+Drawing happens at 4x the output size and is downsampled with Lanczos for the
+anti-aliased look of real emoji renders. Output is byte-for-byte reproducible
+for a given (count, seed) and Pillow version (PNG encoding is deterministic).
+"""
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+CLASS_NAMES = ("happy", "sad")
+IMAGE_SIZE = 150
+SUPERSAMPLE = 4
+
+DEFAULT_COUNT = 80
+DEFAULT_SEED = 20261129
+DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceStyle:
+    """Everything about a face except its expression (shared by a pair)."""
+
+    background: tuple[int, int, int] | None  # None = transparent
+    radius: float  # fraction of the canvas
+    center: tuple[float, float]  # fraction of the canvas
+    rotation: float  # degrees, counter-clockwise
+    face_rgb: tuple[int, int, int]
+    shade: float  # darkening factor at the rim, 0..1
+    outline: float  # outline width as fraction of radius, 0 = none
+    eye_style: str  # dot | oval | highlight | closed
+    eye_spacing: float
+    eye_height: float
+    eye_size: float
+    brows: bool
+    mouth_style: str  # line | open | teeth
+    mouth_width: float
+    mouth_depth: float
+    mouth_y: float
+    stroke: float  # line width as fraction of radius
+    feature_rgb: tuple[int, int, int]
+
+
+def sample_style(rng: np.random.Generator) -> FaceStyle:
+    """Draws one non-expression style from the generator's distribution."""
+    transparent = rng.random() < 0.5
+    if transparent:
+        background = None
+    else:
+        # Light backgrounds of any hue, the way renders are pasted on pages.
+        h, s, v = rng.random(), rng.uniform(0.0, 0.35), rng.uniform(0.85, 1.0)
+        background = _hsv(h, s, v)
+    # Real renders fill most of the frame and sit near its centre.
+    radius = rng.uniform(0.42, 0.48)
+    slack = min(0.02, 0.5 - radius - 0.01)
+    center = (0.5 + rng.uniform(-slack, slack), 0.5 + rng.uniform(-slack, slack))
+    face_rgb = _hsv(rng.uniform(0.10, 0.15), rng.uniform(0.70, 1.0), rng.uniform(0.90, 1.0))
+    feature_rgb = _hsv(rng.uniform(0.02, 0.08), rng.uniform(0.5, 0.8), rng.uniform(0.15, 0.35))
+    return FaceStyle(
+        background=background,
+        radius=radius,
+        center=center,
+        rotation=float(rng.uniform(-6, 6)),
+        face_rgb=face_rgb,
+        shade=float(rng.uniform(0.0, 0.25)),
+        outline=float(rng.choice([0.0, rng.uniform(0.02, 0.05)])),
+        eye_style=str(rng.choice(["dot", "oval", "highlight", "closed"])),
+        eye_spacing=float(rng.uniform(0.30, 0.45)),
+        eye_height=float(rng.uniform(0.12, 0.32)),
+        eye_size=float(rng.uniform(0.09, 0.16)),
+        brows=bool(rng.random() < 0.4),
+        mouth_style=str(rng.choice(["line", "open", "teeth"])),
+        mouth_width=float(rng.uniform(0.70, 1.10)),
+        mouth_depth=float(rng.uniform(0.26, 0.40)),
+        mouth_y=float(rng.uniform(0.33, 0.42)),
+        stroke=float(rng.uniform(0.08, 0.12)),
+        feature_rgb=feature_rgb,
+    )
+
+
+def render_face(style: FaceStyle, expression: str) -> Image.Image:
+    """Renders one face; `expression` is 'happy' or 'sad'. Returns RGB or RGBA."""
+    if expression not in CLASS_NAMES:
+        raise ValueError(f"expression must be one of {CLASS_NAMES}, got {expression!r}")
+    happy = expression == "happy"
+    size = IMAGE_SIZE * SUPERSAMPLE
+    r = style.radius * size
+    cx, cy = style.center[0] * size, style.center[1] * size
+
+    face = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    _draw_shaded_disc(face, cx, cy, r, style.face_rgb, style.shade, style.outline)
+    draw = ImageDraw.Draw(face)
+    feature = style.feature_rgb + (255,)
+    stroke = max(2, int(style.stroke * r))
+
+    # Eyes: shared style; only closed eyes carry expression (arc direction).
+    for side in (-1, 1):
+        ex, ey = cx + side * style.eye_spacing * r, cy - style.eye_height * r
+        er = style.eye_size * r
+        if style.eye_style == "closed":
+            bend = 0.6 * er if happy else -0.6 * er  # happy: ^ ^, sad: v v
+            _curve(draw, ex, ey, 2.2 * er, bend, stroke, feature, upward=True)
+        else:
+            rx, ry = (er, er) if style.eye_style == "dot" else (0.75 * er, 1.35 * er)
+            draw.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=feature)
+            if style.eye_style == "highlight":
+                hr = 0.35 * rx
+                draw.ellipse([ex - 0.2 * rx - hr, ey - 0.45 * ry - hr, ex - 0.2 * rx + hr,
+                              ey - 0.45 * ry + hr], fill=(255, 255, 255, 255))
+        if style.brows:
+            # Happy brows arch evenly; sad brows rise towards the nose (worried).
+            bx, by = ex, ey - 2.4 * er - 0.08 * r
+            half = 1.3 * er
+            tilt = 0.0 if happy else 0.9 * er
+            inner, outer = (bx - side * half, by - tilt), (bx + side * half, by + 0.3 * tilt)
+            draw.line([inner, outer], fill=feature, width=max(2, stroke * 3 // 4))
+
+    # Mouth: the main carrier of the expression.
+    mw, md = style.mouth_width * r, style.mouth_depth * r
+    my = cy + style.mouth_y * r
+    bend = md if happy else -md  # happy: ends up (U); sad: ends down (n)
+    if style.mouth_style == "line":
+        _curve(draw, cx, my, mw, bend, stroke, feature, upward=False)
+    else:
+        _open_mouth(face, cx, my, mw, 1.4 * bend, feature, teeth=style.mouth_style == "teeth")
+
+    face = face.rotate(style.rotation, resample=Image.BICUBIC, center=(cx, cy))
+    if style.background is None:
+        canvas = face
+    else:
+        canvas = Image.new("RGBA", (size, size), style.background + (255,))
+        canvas.alpha_composite(face)
+    small = canvas.resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
+    return small if style.background is None else small.convert("RGB")
+
+
+def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
+             seed: int = DEFAULT_SEED) -> dict[str, list[Path]]:
+    """Writes `count` faces (half of each class) as PNGs into out_dir/<class>/.
+
+    The folder is written to a sibling temporary folder and renamed into place,
+    so an interrupted run never leaves a half data set. Returns the paths written.
+    """
+    if count < 2 or count % 2:
+        raise ValueError(f"--count must be an even number >= 2 (got {count}): "
+                         "faces are made in happy/sad pairs")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    styles = [sample_style(rng) for _ in range(count // 2)]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    written: dict[str, list[Path]] = {name: [] for name in CLASS_NAMES}
+    for name in CLASS_NAMES:
+        (staging / name).mkdir()
+        for i, style in enumerate(styles):
+            file_name = f"{name}_{i:03d}.png"
+            render_face(style, name).save(staging / name / file_name, format="PNG")
+            written[name].append(out_dir / name / file_name)
+    if out_dir.exists():
+        _remove_tree(out_dir)
+    os.replace(staging, out_dir)
+    return written
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(h, s, v)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+def _draw_shaded_disc(img: Image.Image, cx: float, cy: float, r: float,
+                      rgb: tuple[int, int, int], shade: float, outline: float) -> None:
+    """A disc lit from the upper left: brightness falls off towards the rim."""
+    size = img.size[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    lx, ly = cx - 0.3 * r, cy - 0.35 * r
+    dist = np.sqrt((xx - lx) ** 2 + (yy - ly) ** 2) / (1.6 * r)
+    light = 1.0 - shade * np.clip(dist, 0, 1) ** 1.5
+    rgb_arr = np.clip(np.array(rgb, np.float32)[None, None, :] * light[..., None], 0, 255)
+    if outline > 0:
+        rim = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) > r * (1 - outline)
+        rgb_arr[rim] *= 0.72
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+    disc = Image.fromarray(rgb_arr.astype(np.uint8), "RGB").convert("RGBA")
+    disc.putalpha(mask)
+    img.alpha_composite(disc)
+
+
+def _parabola(cx: float, y0: float, width: float, bend: float, n: int = 40):
+    """Points of a parabola centred on (cx, y0). Image y grows downwards, so
+    bend > 0 puts the ends above the middle (a smile), bend < 0 a frown."""
+    half = width / 2
+    return [(cx + t * half, y0 - bend * (t * t) + bend / 2)
+            for t in np.linspace(-1.0, 1.0, n)]
+
+
+def _curve(draw: ImageDraw.ImageDraw, cx: float, cy: float, width: float, bend: float,
+           stroke: int, fill, upward: bool) -> None:
+    """A stroked parabola with round caps. For eyes (`upward`) the arc is flipped,
+    so a positive bend draws ^ rather than a smile."""
+    pts = _parabola(cx, cy, width, -bend if upward else bend)
+    draw.line(pts, fill=fill, width=stroke, joint="curve")
+    for x, y in (pts[0], pts[-1]):
+        draw.ellipse([x - stroke / 2, y - stroke / 2, x + stroke / 2, y + stroke / 2], fill=fill)
+
+
+def _open_mouth(img: Image.Image, cx: float, cy: float, width: float, bend: float,
+                fill, teeth: bool) -> None:
+    """An open mouth between a straight chord and a curve (a 'D' on its side).
+
+    Happy (bend > 0): flat top, round bottom. Sad: flat bottom, round top.
+    Teeth sit along the chord, a tongue in the round part."""
+    size = img.size[0]
+    half = width / 2
+    ts = np.linspace(-1.0, 1.0, 64)
+    chord_y = cy - bend / 2  # centres the mouth on cy whichever way it opens
+    curve = [(cx + t * half, chord_y + bend * math.sqrt(1 - t * t)) for t in ts]
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).polygon(curve, fill=255)
+    mask = mask.filter(ImageFilter.MaxFilter(3))
+    inside = Image.new("RGBA", (size, size), fill)
+    layer = ImageDraw.Draw(inside)
+    direction = 1 if bend > 0 else -1
+    tongue_y = chord_y + 0.85 * bend
+    layer.ellipse([cx - 0.32 * width, tongue_y - 0.35 * abs(bend), cx + 0.32 * width,
+                   tongue_y + 0.35 * abs(bend)], fill=(214, 84, 96, 255))
+    if teeth:
+        band = 0.32 * abs(bend)
+        y0, y1 = sorted((chord_y, chord_y + direction * band))
+        layer.rectangle([cx - half, y0, cx + half, y1], fill=(255, 255, 255, 255))
+    img.paste(inside, (0, 0), mask)
+
+
+def _remove_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        child.rmdir() if child.is_dir() else child.unlink()
+    path.rmdir()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    args = parser.parse_args()
+    paths = generate(args.out, args.count, args.seed)
+    print(f"wrote {sum(map(len, paths.values()))} faces to {args.out}")

@@ -1,0 +1,287 @@
+"""A class-per-folder image tree -> one GZIP TFRecord file of tf.Examples.
+
+The layout is the one Keras's `image_dataset_from_directory` reads: every
+sub-folder of the data folder is a class, class indices follow the sorted
+folder names, and images may sit in nested folders below their class folder.
+
+Each image is normalised to what the model expects - RGB, 150x150 PNG:
+transparent pixels are composited onto white (the same background the
+serving graph uses), grayscale/palette/CMYK/16-bit images are converted, other
+sizes are resized (stretched, as Keras does). Files that cannot be read are
+reported and skipped, never fatal on their own. Output is written to a
+temporary file and renamed into place, so a crash leaves no half file; an
+unchanged input folder is not re-written (ExampleGen caches on file times).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from components.trainer import features
+
+IMAGE_SIZE = 150
+BACKGROUND = (255, 255, 255)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # as Keras
+MAX_PIXELS = 40_000_000  # refuse decompression bombs before allocating them
+TFRECORD_NAME = "images.tfrecord.gz"
+REPORT_NAME = "ingest_report.json"
+_FORMAT_VERSION = 1  # bump when normalisation changes, to invalidate old outputs
+_PARALLEL_FROM = 256  # below this many files, worker start-up costs more than it saves
+
+
+class IngestError(Exception):
+    """The input cannot give a usable data set; the message says what to fix."""
+
+
+@dataclasses.dataclass
+class IngestResult:
+    tfrecord_path: Path
+    report_path: Path
+    class_names: list[str]
+    counts: dict[str, int]
+    skipped: list[dict]  # {"file", "reason"}
+    changed: list[dict]  # {"file", "changes"}
+    reused: bool  # True when an up-to-date output was kept as it was
+
+
+def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[dict]]:
+    """Returns (class names, [(relative file, class name)], skipped entries)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise IngestError(f"data folder {data_dir} does not exist or is not a folder: "
+                          "pass --data with a folder holding one sub-folder per class")
+    try:
+        entries = sorted(os.scandir(data_dir), key=lambda e: e.name)
+    except PermissionError as e:
+        raise IngestError(f"cannot read data folder {data_dir}: {e.strerror}") from e
+    class_names = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+    files, skipped = [], []
+    for entry in entries:
+        if entry.is_file() and not entry.name.startswith("."):
+            skipped.append({"file": entry.name, "reason": "file outside any class folder"})
+    for name in class_names:
+        for root, dirs, names in os.walk(data_dir / name, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for file_name in sorted(names):
+                rel = os.path.relpath(os.path.join(root, file_name), data_dir)
+                if file_name.startswith("."):
+                    continue  # hidden files (.DS_Store, editor swap files) are not data
+                if not file_name.lower().endswith(IMAGE_EXTENSIONS):
+                    skipped.append({"file": rel, "reason": "not an image file name "
+                                    f"(expected one of {', '.join(IMAGE_EXTENSIONS)})"})
+                    continue
+                files.append((rel, name))
+    return class_names, files, skipped
+
+
+def normalise_image(data: bytes) -> tuple[bytes, list[str]]:
+    """Encoded image bytes -> (RGB 150x150 PNG bytes, list of changes made).
+
+    Raises ValueError with a reason a person can act on."""
+    if not data:
+        raise ValueError("empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ValueError(f"image is {width}x{height} = {width * height:,} pixels, over the "
+                                 f"{MAX_PIXELS:,} pixel limit (a decompression bomb?)")
+            image.load()
+        except ValueError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ValueError(f"refused, too many pixels: {e}") from e
+        except Exception as e:  # PIL raises many types for broken files
+            raise ValueError(f"not a readable image ({type(e).__name__}: {e})") from e
+    changes = []
+    if getattr(image, "n_frames", 1) > 1:
+        changes.append("first frame of an animation kept")
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if mode.startswith("I") else 255.0
+        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), "L")
+        changes.append(f"{mode} pixels scaled to 8 bits")
+        mode = "L"
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            changes.append("transparent pixels composited onto white")
+        canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        canvas.alpha_composite(rgba)
+        image = canvas.convert("RGB")
+    elif mode != "RGB":
+        image = image.convert("RGB")
+        changes.append(f"{mode} converted to RGB")
+    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+        changes.append(f"resized to {IMAGE_SIZE}x{IMAGE_SIZE} (was {image.size[0]}x{image.size[1]})")
+        image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue(), changes
+
+
+def _normalise_file(path: str) -> tuple[bytes | None, list[str] | str]:
+    """Worker: (png, changes) on success, (None, reason) on failure."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return normalise_image(data)
+    except OSError as e:
+        return None, f"cannot read file: {e.strerror or e}"
+    except ValueError as e:
+        return None, str(e)
+
+
+def _fingerprint(data_dir: Path, files: list[tuple[str, str]]) -> str:
+    """Changes when any listed file, the class set or the normalisation changes."""
+    digest = hashlib.sha256(f"v{_FORMAT_VERSION}/{IMAGE_SIZE}".encode())
+    for rel, class_name in files:
+        stat = os.stat(data_dir / rel)
+        digest.update(f"{rel}\0{class_name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Calls write(tmp_path) and renames tmp_path onto path only if it returned."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _normalised(data_dir: Path, files: list[tuple[str, str]], workers: int | None, progress: bool):
+    """Yields (rel, class, png | None, changes | reason) in input order."""
+    from tqdm import tqdm
+
+    paths = [str(data_dir / rel) for rel, _ in files]
+    bar = tqdm(total=len(paths), desc="ingest", unit="img", disable=not progress, leave=False)
+    try:
+        if len(paths) < _PARALLEL_FROM or workers == 1:
+            results = map(_normalise_file, paths)
+            pool = None
+        else:
+            # spawn: the caller may have TensorFlow's threads running; forking them is unsafe.
+            pool = multiprocessing.get_context("spawn").Pool(workers or os.cpu_count())
+            results = pool.imap(_normalise_file, paths, chunksize=32)
+        for (rel, class_name), (png, info) in zip(files, results):
+            bar.update()
+            yield rel, class_name, png, info
+        if pool:
+            pool.close()
+            pool.join()
+    finally:
+        bar.close()
+
+
+def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None,
+           progress: bool = True) -> IngestResult:
+    """Writes out_dir/images.tfrecord.gz and out_dir/ingest_report.json.
+
+    Raises IngestError when the result would be unusable (missing folder, fewer
+    than two classes, a class with no readable image)."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    class_names, files, skipped = list_images(data_dir)
+    if len(class_names) < 2:
+        raise IngestError(
+            f"data folder {data_dir} has {len(class_names)} class folder(s) "
+            f"({', '.join(class_names) or 'none'}); a classifier needs at least two: "
+            "make one sub-folder per class, each holding that class's images")
+    tfrecord_path, report_path = out_dir / TFRECORD_NAME, out_dir / REPORT_NAME
+    fingerprint = _fingerprint(data_dir, files)
+    previous = _read_report(report_path)
+    if previous and previous.get("fingerprint") == fingerprint and tfrecord_path.exists():
+        return IngestResult(tfrecord_path, report_path, previous["class_names"], previous["counts"],
+                            previous["skipped"], previous["changed"], reused=True)
+
+    import tensorflow as tf  # only when there is something to write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {name: 0 for name in class_names}
+    changed: list[dict] = []
+
+    def write(tmp_path):
+        with tf.io.TFRecordWriter(tmp_path, options="GZIP") as writer:
+            for rel, class_name, png, info in _normalised(data_dir, files, workers, progress):
+                if png is None:
+                    skipped.append({"file": rel, "reason": info})
+                    continue
+                if info:
+                    changed.append({"file": rel, "changes": info})
+                counts[class_name] += 1
+                writer.write(_example(png, class_names.index(class_name), class_name, rel))
+        empty = [name for name, n in counts.items() if n == 0]
+        if empty:
+            raise IngestError(
+                f"class folder(s) {', '.join(empty)} in {data_dir} hold no readable image: "
+                "add images there or remove the folder")
+
+    _atomic_write(tfrecord_path, write)
+    report = {"data_dir": str(data_dir.resolve()), "fingerprint": fingerprint,
+              "class_names": class_names, "counts": counts, "examples": sum(counts.values()),
+              "skipped": skipped, "changed": changed}
+    _atomic_write(report_path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
+    return IngestResult(tfrecord_path, report_path, class_names, counts, skipped, changed, reused=False)
+
+
+def _example(png: bytes, label: int, class_name: str, rel: str) -> bytes:
+    import tensorflow as tf
+
+    def _bytes(value: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        features.IMAGE_KEY: _bytes(png),
+        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        features.CLASS_NAME_KEY: _bytes(class_name.encode()),
+        features.FILENAME_KEY: _bytes(rel.encode()),
+    })).SerializeToString()
+
+
+def _read_report(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def format_report(result: IngestResult, limit: int = 20) -> str:
+    """A short console table: counts per class, each skipped file with its
+    reason, and how many files each kind of conversion touched."""
+    lines = [f"ingested {sum(result.counts.values())} images "
+             f"({', '.join(f'{n} {c}' for c, n in result.counts.items())})"
+             + (" - input unchanged, previous TFRecords kept" if result.reused else "")]
+    if result.skipped:
+        lines.append(f"{len(result.skipped)} file(s) skipped:")
+        for row in result.skipped[:limit]:
+            lines.append(f"  {row['file']:<40} {row['reason']}")
+        if len(result.skipped) > limit:
+            lines.append(f"  ... and {len(result.skipped) - limit} more in {result.report_path}")
+    kinds: dict[str, int] = {}
+    for row in result.changed:
+        for change in row["changes"]:
+            kind = change.split(" (")[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n} file(s): {kind}")
+    if kinds:
+        lines.append(f"  (every file and change is listed in {result.report_path})")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The happysad TFX pipeline: definition, configuration, runner and CLI."""

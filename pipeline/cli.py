@@ -1,0 +1,129 @@
+"""`happysad`: the one command in front of data generation, ingestion and runs.
+
+Flags -> a small typed config -> create_pipeline() arguments. Heavy imports
+(TensorFlow, TFX) happen inside the sub-commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipeline import configs
+
+EXIT_FAILED = 1
+EXIT_NOT_BLESSED = 3
+
+
+def _quiet_tensorflow() -> None:
+    # Must be set before TensorFlow is imported; C++ INFO lines drown the status lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_generate(args) -> int:
+    from data import emoji_faces
+
+    emoji_faces.generate(args.out, args.count, args.seed)
+    print(f"wrote {args.count} faces ({args.count // 2} per class) to {args.out}")
+    return 0
+
+
+def _ingest(data_dir: Path, out_dir: Path) -> "object":
+    from data import ingest
+
+    try:
+        result = ingest.ingest(data_dir, out_dir)
+    except ingest.IngestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    print(ingest.format_report(result))
+    return result
+
+
+def cmd_ingest(args) -> int:
+    _quiet_tensorflow()
+    return 0 if _ingest(args.data, args.out) else EXIT_FAILED
+
+
+def cmd_run(args) -> int:
+    _quiet_tensorflow()
+    from pipeline import local_runner, run_summary
+
+    started = time.monotonic()
+    data_dir = args.data
+    if data_dir is None:
+        from data import emoji_faces
+
+        data_dir = emoji_faces.DEFAULT_DIR
+        if not data_dir.is_dir():
+            print(f"generating the default faces in {data_dir}")
+            emoji_faces.generate(data_dir)
+    paths = local_runner.make_paths(args.pipeline_root, args.serving_dir)
+    ingested = _ingest(data_dir, paths.examples_dir)
+    if not ingested:
+        return EXIT_FAILED
+    training = configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
+                                      learning_rate=args.learning_rate)
+    print(f"running pipeline {configs.PIPELINE_NAME} ({args.runner} orchestrator), "
+          f"root {paths.pipeline_root}")
+    try:
+        summary = local_runner.run_pipeline(
+            paths, ingested.class_names, runner=args.runner, training=training,
+            beam_args=args.beam_arg, enable_cache=not args.no_cache)
+    except local_runner.PipelineFailed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(run_summary.format_summary(summary))
+    print(f"log: {summary.log_path}; total {time.monotonic() - started:.1f}s")
+    return 0 if summary.pushed_dir or summary.blessed else EXIT_NOT_BLESSED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from data.emoji_faces import DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED
+
+    parser = argparse.ArgumentParser(prog="happysad", description="Happy/sad emoji TFX pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate the synthetic emoji faces")
+    gen.add_argument("--out", type=Path, default=DEFAULT_DIR, help="folder to write (default: %(default)s)")
+    gen.add_argument("--count", type=int, default=DEFAULT_COUNT, help="total faces, even (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    gen.set_defaults(func=cmd_generate)
+
+    ing = sub.add_parser("ingest", help="turn a class-per-folder image tree into TFRecords")
+    ing.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
+    ing.add_argument("--out", type=Path, required=True, help="folder for images.tfrecord.gz and the report")
+    ing.set_defaults(func=cmd_ingest)
+
+    defaults = configs.TrainingConfig()
+    run = sub.add_parser("run", help="ingest the images and run the TFX pipeline")
+    run.add_argument("--data", type=Path, default=None,
+                     help="class-per-folder image folder (default: the generated faces in data/emoji_faces)")
+    run.add_argument("--runner", choices=("beam", "local"), default="beam",
+                     help="TFX orchestrator: BeamDagRunner or LocalDagRunner (default: %(default)s)")
+    run.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many epochs (default: %(default)s)")
+    run.add_argument("--threshold", type=float, default=defaults.threshold,
+                     help="stop when training accuracy reaches this (default: %(default)s)")
+    run.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: %(default)s)")
+    run.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                     help="Adam learning rate (default: %(default)s)")
+    run.add_argument("--pipeline-root", type=Path, default=None,
+                     help="artefacts, ML Metadata and logs (default: ./pipeline_output)")
+    run.add_argument("--serving-dir", type=Path, default=None,
+                     help="blessed models go to DIR/happysad/<version>/ (default: ./serving_model)")
+    run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                     help="a Beam pipeline option, repeatable, e.g. --beam-arg=--direct_num_workers=2")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

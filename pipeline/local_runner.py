@@ -1,0 +1,109 @@
+"""Runs the pipeline on this machine: picks the paths and the orchestrator.
+
+Layout under the pipeline root (default ./pipeline_output):
+  metadata.sqlite              ML Metadata of every run
+  tfrecords/                   ingested images (images.tfrecord.gz, ingest_report.json)
+  logs/run-<time>.log          the full log of each run
+  <Component>/<output>/<id>/   the artefacts TFX writes
+Blessed models are pushed to <serving dir>/<model name>/<version>/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from pipeline import configs
+
+DEFAULT_PIPELINE_ROOT = Path("pipeline_output")
+DEFAULT_SERVING_DIR = Path("serving_model")
+# One in-process worker: for ~100 examples, Beam's multi-process start-up
+# (a TensorFlow import per worker) costs more than it saves.
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+RUNNERS = ("beam", "local")
+
+
+class PipelineFailed(Exception):
+    """A component failed; `node` names it (None if it failed before any ran)."""
+
+    def __init__(self, node: Optional[str], cause: BaseException, log_path: str):
+        self.node, self.cause, self.log_path = node, cause, log_path
+        where = f"component {node} failed" if node else "the pipeline failed before any component ran"
+        super().__init__(f"{where}: {type(cause).__name__}: {cause}\n(full log: {log_path})")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    pipeline_root: Path
+    serving_dir: Path
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.pipeline_root / "metadata.sqlite"
+
+    @property
+    def examples_dir(self) -> Path:
+        return self.pipeline_root / "tfrecords"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.pipeline_root / "logs"
+
+    @property
+    def model_push_dir(self) -> Path:
+        return self.serving_dir / configs.MODEL_NAME
+
+
+def make_paths(pipeline_root: Optional[Path] = None, serving_dir: Optional[Path] = None) -> RunPaths:
+    return RunPaths(Path(pipeline_root or DEFAULT_PIPELINE_ROOT).resolve(),
+                    Path(serving_dir or DEFAULT_SERVING_DIR).resolve())
+
+
+def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "beam",
+                 training: configs.TrainingConfig = configs.TrainingConfig(),
+                 gate: configs.GateConfig = configs.GateConfig(),
+                 beam_args: Sequence[str] = (), enable_cache: bool = True, progress=None):
+    """Runs the pipeline over paths.examples_dir and returns its RunSummary.
+
+    Raises PipelineFailed naming the failing component."""
+    if runner not in RUNNERS:
+        raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
+    from components import TRAINER_MODULE_FILE
+    from pipeline import progress as progress_lib
+    from pipeline import run_summary
+    from pipeline.pipeline import create_pipeline
+    from tfx import v1 as tfx
+
+    paths.logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = str(paths.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log")
+    reporter = progress or progress_lib.ComponentProgress()
+    progress_lib.capture_logs(log_path, reporter)
+
+    pipeline = create_pipeline(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=str(paths.pipeline_root),
+        examples_dir=str(paths.examples_dir),
+        module_file=TRAINER_MODULE_FILE,
+        serving_model_dir=str(paths.model_push_dir),
+        class_names=class_names,
+        training=training,
+        gate=gate,
+        metadata_connection_config=run_summary.connection_config(str(paths.metadata_path)),
+        beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *beam_args],
+        enable_cache=enable_cache,
+    )
+    if runner == "local":
+        dag_runner = tfx.orchestration.LocalDagRunner()
+    else:  # not exported by tfx.v1, but the supported Beam orchestrator of TFX 1.16
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+        dag_runner = BeamDagRunner()
+    try:
+        dag_runner.run(pipeline)
+    except Exception as e:  # name the component that was running when it broke
+        node = next(iter(reporter.running), None)
+        raise PipelineFailed(node, e, log_path) from e
+    summary = run_summary.read_latest_run(str(paths.metadata_path), configs.PIPELINE_NAME)
+    summary.log_path = log_path
+    return summary

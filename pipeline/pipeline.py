@@ -1,0 +1,125 @@
+"""create_pipeline(): the happysad TFX pipeline, with no physical paths of its own.
+
+ImportExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
+                 -> Trainer -> Evaluator (vs. latest blessed model) -> Pusher
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline import configs
+
+
+def _overall(threshold: tfma.MetricThreshold) -> list:
+    # A plain `threshold` would also apply to the per-class slices, where AUC is
+    # undefined (one class only) and would fail every model.
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
+def _eval_config(gate: configs.GateConfig) -> tfma.EvalConfig:
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="evaluation", label_key="label",
+                                    prediction_key="probability")],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["class_name"])],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(
+                class_name="BinaryAccuracy",
+                per_slice_thresholds=_overall(tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_accuracy}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        absolute={"value": -gate.max_accuracy_drop})))),
+            tfma.MetricConfig(
+                class_name="AUC",
+                per_slice_thresholds=_overall(tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_auc})))),
+            tfma.MetricConfig(class_name="Precision"),
+            tfma.MetricConfig(class_name="Recall"),
+        ])],
+    )
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    examples_dir: str,
+    module_file: str,
+    serving_model_dir: str,
+    class_names: Sequence[str],
+    training: configs.TrainingConfig = configs.TrainingConfig(),
+    gate: configs.GateConfig = configs.GateConfig(),
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    beam_pipeline_args: Optional[Sequence[str]] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline.
+
+    examples_dir holds GZIP TFRecords of tf.Examples (`*.tfrecord.gz`);
+    serving_model_dir is where blessed models land as <dir>/<version>/.
+    """
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=examples_dir,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="all", pattern="*.tfrecord.gz")]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
+            splits=[tfx.proto.SplitConfig.Split(name="train", hash_buckets=configs.TRAIN_BUCKETS),
+                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
+            partition_feature_name=configs.SPLIT_FEATURE)),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+    trainer = tfx.components.Trainer(
+        module_file=module_file,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        # Epochs, not steps, drive training (custom_config); TFX requires the args.
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "threshold": training.threshold,
+            "seed": training.seed,
+            "learning_rate": training.learning_rate,
+            "class_names": list(class_names),
+        },
+    )
+
+    # The last blessed model is the Evaluator's baseline: a new model must not regress.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=_eval_config(gate),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator,
+                    trainer, model_resolver, evaluator, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args or []),
+    )

@@ -1,0 +1,58 @@
+"""Per-component status lines while the orchestrator runs, full logs to a file.
+
+TFX's Beam and local runners log "node X is running." / "Component X is
+finished." through absl; a logging handler turns those into one line each on
+the console, and everything else goes to the run's log file.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import warnings
+
+_EVENT = re.compile(r"^(?:node|Component) (\S+) is (running|finished)\.$")
+
+
+class ComponentProgress(logging.Handler):
+    """Prints `[  12.3s] Trainer ............ started/done (4.5s)` lines."""
+
+    def __init__(self, stream=None):
+        super().__init__(logging.INFO)
+        self.stream = stream or sys.stdout
+        self.started = time.monotonic()
+        self.running: dict[str, float] = {}
+        self.finished: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _EVENT.match(record.getMessage())
+        if not match:
+            return
+        node, event = match.groups()
+        now = time.monotonic()
+        if event == "running":
+            self.running[node] = now
+            self._print(f"{node:<31} running")
+        else:
+            seconds = now - self.running.pop(node, now)
+            self.finished.append(node)
+            self._print(f"{node:<31} done ({seconds:.1f}s)")
+
+    def _print(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.stream, flush=True)
+
+
+def capture_logs(log_path: str, progress: ComponentProgress) -> None:
+    """Routes all Python/absl logging to log_path and node events to `progress`."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    file_handler = logging.FileHandler(log_path)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+    root.addHandler(progress)
+    root.setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")

@@ -1,0 +1,195 @@
+"""What a pipeline run did, read back from ML Metadata (not by globbing folders).
+
+read_latest_run() -> RunSummary; format_summary() turns it into the lines
+`happysad run` ends with.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    node_id: str
+    state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
+    seconds: float
+    outputs: dict  # output key -> [artifact uri]
+    execution_id: int
+
+
+@dataclasses.dataclass
+class RunSummary:
+    run_id: str
+    components: list  # [ComponentRun] in execution order
+    training: Optional[dict]  # the Trainer's training_summary.json
+    training_curves: Optional[str]
+    metrics: dict  # overall eval metrics of the candidate model
+    class_metrics: dict  # class name -> metrics
+    failed_thresholds: list  # human-readable reasons the model was not blessed
+    blessed: Optional[bool]
+    pushed_dir: Optional[str]
+    pushed_version: Optional[str]
+
+    def component(self, node_id: str) -> Optional[ComponentRun]:
+        return next((c for c in self.components if c.node_id == node_id), None)
+
+
+def connection_config(sqlite_path: str, read_only: bool = False) -> metadata_store_pb2.ConnectionConfig:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = sqlite_path
+    config.sqlite.connection_mode = (metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if read_only
+                                     else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+    return config
+
+
+def read_latest_run(sqlite_path: str, pipeline_name: str) -> RunSummary:
+    """Summarises the newest run of `pipeline_name` recorded in the store."""
+    store = metadata_store.MetadataStore(connection_config(sqlite_path, read_only=True))
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        raise LookupError(f"no run of pipeline {pipeline_name!r} recorded in {sqlite_path}")
+    runs = [c for c in store.get_contexts_by_type("pipeline_run")
+            if pipeline_ctx.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}]
+    if not runs:
+        raise LookupError(f"pipeline {pipeline_name!r} in {sqlite_path} has no recorded run")
+    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+
+    components = []
+    for execution in executions:
+        node = next((c.name for c in store.get_contexts_by_execution(execution.id)
+                     if c.type == "node"), None) or str(execution.type)
+        components.append(ComponentRun(
+            node_id=node.split(".", 1)[-1],
+            state=_STATES.get(execution.last_known_state, "UNKNOWN"),
+            seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
+            outputs=_outputs(store, execution.id),
+            execution_id=execution.id,
+        ))
+    summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
+    _add_training(summary)
+    _add_evaluation(summary, store)
+    _add_push(summary, store)
+    return summary
+
+
+def _outputs(store, execution_id: int) -> dict:
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else "?"
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id].uri)
+    return outputs
+
+
+def _artifacts(store, execution_id: int, key: str):
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps and e.path.steps[0].key == key]
+    return store.get_artifacts_by_id([e.artifact_id for e in events])
+
+
+def _add_training(summary: RunSummary) -> None:
+    trainer = summary.component("Trainer")
+    if not trainer or not trainer.outputs.get("model_run"):
+        return
+    run_dir = trainer.outputs["model_run"][0]
+    path = os.path.join(run_dir, "training_summary.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            summary.training = json.load(f)
+    curves = os.path.join(run_dir, "training_curves.png")
+    summary.training_curves = curves if os.path.exists(curves) else None
+
+
+def _add_evaluation(summary: RunSummary, store) -> None:
+    evaluator = summary.component("Evaluator")
+    if not evaluator:
+        return
+    blessing = _artifacts(store, evaluator.execution_id, "blessing")
+    if blessing:
+        summary.blessed = blessing[0].custom_properties["blessed"].int_value == 1
+    evaluation = evaluator.outputs.get("evaluation")
+    if not evaluation:
+        return
+    import tensorflow_model_analysis as tfma
+
+    for metrics_for_slice in tfma.load_metrics(evaluation[0]):
+        slice_keys = {k.column: (k.bytes_value.decode() if k.HasField("bytes_value") else k.int64_value)
+                      for k in metrics_for_slice.slice_key.single_slice_keys}
+        values = {}
+        for kv in metrics_for_slice.metric_keys_and_values:
+            if kv.key.model_name == "baseline" or kv.key.is_diff:
+                continue
+            if kv.value.HasField("double_value"):
+                values[kv.key.name] = kv.value.double_value.value
+        if not slice_keys:
+            summary.metrics = values
+        elif "class_name" in slice_keys:
+            summary.class_metrics[str(slice_keys["class_name"])] = values
+    validation = tfma.load_validation_result(evaluation[0])
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            what = "change vs last blessed model" if failure.metric_key.is_diff else "value"
+            summary.failed_thresholds.append(
+                f"{failure.metric_key.name} {what} {failure.metric_value.double_value.value:.4g} "
+                f"does not meet {_threshold_text(failure.metric_threshold)}")
+
+
+def _threshold_text(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        bound = threshold.value_threshold
+        parts = [f">= {bound.lower_bound.value:g}" if bound.HasField("lower_bound") else "",
+                 f"<= {bound.upper_bound.value:g}" if bound.HasField("upper_bound") else ""]
+        return " and ".join(p for p in parts if p)
+    change = threshold.change_threshold
+    return f"absolute change >= {change.absolute.value:g}" if change.HasField("absolute") else str(change).strip()
+
+
+def _add_push(summary: RunSummary, store) -> None:
+    pusher = summary.component("Pusher")
+    if not pusher:
+        return
+    pushed = _artifacts(store, pusher.execution_id, "pushed_model")
+    if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
+        props = pushed[0].custom_properties
+        summary.pushed_dir = props["pushed_destination"].string_value
+        summary.pushed_version = props["pushed_version"].string_value
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The human-readable end of `happysad run`."""
+    lines = [f"run {summary.run_id}", "  component                       state      seconds"]
+    for c in summary.components:
+        lines.append(f"  {c.node_id:<31} {c.state:<10} {c.seconds:7.1f}")
+    if summary.training:
+        t = summary.training
+        hit = (f"reached {t['threshold']} at epoch {t['threshold_epoch']}" if t["threshold_epoch"]
+               else f"did NOT reach {t['threshold']} in {t['epochs_run']} epochs")
+        lines.append(f"training: {hit}; final accuracy {t['final_accuracy']:.4f}, "
+                     f"eval accuracy {t['final_val_accuracy']:.4f}")
+    if summary.training_curves:
+        lines.append(f"  curves: {summary.training_curves}")
+    if summary.metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(summary.metrics.items()))
+        lines.append(f"evaluation (eval split): {shown}")
+        for name, values in sorted(summary.class_metrics.items()):
+            lines.append(f"  {name}: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in sorted(values.items()) if k in ("binary_accuracy", "example_count")))
+    if summary.blessed is not None:
+        lines.append("blessed: yes" if summary.blessed else "blessed: NO - the model failed the gate:")
+        lines.extend(f"  {reason}" for reason in summary.failed_thresholds)
+    if summary.pushed_dir:
+        lines.append(f"pushed: {summary.pushed_dir} (version {summary.pushed_version})")
+    elif summary.blessed is not None:
+        lines.append("pushed: nothing (only a blessed model is pushed)")
+    return "\n".join(lines)
