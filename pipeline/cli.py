@@ -18,8 +18,10 @@ EXIT_NOT_BLESSED = 3
 
 
 def _quiet_tensorflow() -> None:
-    # Must be set before TensorFlow is imported; C++ INFO lines drown the status lines.
+    # Must be set before TensorFlow is imported; C++ INFO lines drown the status
+    # lines. The Trainer installs its user-code wheel with a pip subprocess.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("PIP_QUIET", "1")
 
 
 def cmd_generate(args) -> int:

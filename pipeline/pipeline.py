@@ -11,6 +11,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.baseline_resolver import LatestBlessedOtherModelStrategy
 from pipeline import configs
 
 
@@ -94,12 +95,16 @@ def create_pipeline(
         },
     )
 
-    # The last blessed model is the Evaluator's baseline: a new model must not regress.
+    # The last blessed model (other than the candidate) is the Evaluator's
+    # baseline: a new model must not regress. It resolves after the Trainer,
+    # whose latest output is the candidate to leave out.
     model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=LatestBlessedOtherModelStrategy,
+        config={"trainer_context": f"{pipeline_name}.{trainer.id}"},
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    model_resolver.add_upstream_node(trainer)
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],

@@ -53,6 +53,11 @@ def capture_logs(log_path: str, progress: ComponentProgress) -> None:
     root.addHandler(file_handler)
     root.addHandler(progress)
     root.setLevel(logging.INFO)
+    for name in ("tensorflow", "absl"):  # they print to stderr through their own handlers
+        named = logging.getLogger(name)
+        for handler in list(named.handlers):
+            named.removeHandler(handler)
+        named.propagate = True
     logging.getLogger("absl").setLevel(logging.INFO)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
