@@ -102,7 +102,8 @@ def normalise_image(data: bytes) -> tuple[bytes, list[str]]:
         except ValueError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ValueError(f"refused, too many pixels: {e}") from e
+            raise ValueError(f"refused: over the {MAX_PIXELS:,} pixel limit "
+                             f"(a decompression bomb?): {e}") from e
         except Exception as e:  # PIL raises many types for broken files
             raise ValueError(f"not a readable image ({type(e).__name__}: {e})") from e
     changes = []
@@ -253,7 +254,7 @@ def _example(png: bytes, label: int, class_name: str, rel: str) -> bytes:
         features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         features.CLASS_NAME_KEY: _bytes(class_name.encode()),
         features.FILENAME_KEY: _bytes(rel.encode()),
-    })).SerializeToString()
+    })).SerializeToString(deterministic=True)  # sorted map keys: reproducible bytes
 
 
 def _read_report(path: Path) -> dict | None:

@@ -1,0 +1,88 @@
+"""The generator: deterministic, balanced, and classes that differ only in expression."""
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data import emoji_faces
+
+
+def _files(root: Path):
+    return sorted(p.relative_to(root) for p in root.rglob("*.png"))
+
+
+def test_same_seed_gives_identical_bytes(tmp_path):
+    a = emoji_faces.generate(tmp_path / "a", count=8, seed=3)
+    b = emoji_faces.generate(tmp_path / "b", count=8, seed=3)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    for cls in emoji_faces.CLASS_NAMES:
+        for pa, pb in zip(a[cls], b[cls]):
+            assert pa.read_bytes() == pb.read_bytes()
+
+
+def test_other_seed_gives_other_faces(tmp_path):
+    a = emoji_faces.generate(tmp_path / "a", count=4, seed=1)
+    b = emoji_faces.generate(tmp_path / "b", count=4, seed=2)
+    assert a["happy"][0].read_bytes() != b["happy"][0].read_bytes()
+
+
+def test_committed_default_set_regenerates_byte_for_byte(tmp_path):
+    emoji_faces.generate(tmp_path / "faces")
+    committed = emoji_faces.DEFAULT_DIR
+    assert _files(committed) == _files(tmp_path / "faces")
+    mismatch = [str(rel) for rel in _files(committed)
+                if not filecmp.cmp(committed / rel, tmp_path / "faces" / rel, shallow=False)]
+    assert mismatch == []
+
+
+def test_default_set_is_80_balanced_150px_faces():
+    for cls in emoji_faces.CLASS_NAMES:
+        files = sorted((emoji_faces.DEFAULT_DIR / cls).glob("*.png"))
+        assert len(files) == 40
+        for f in files:
+            assert Image.open(f).size == (150, 150)
+
+
+def test_backgrounds_are_both_transparent_and_solid():
+    modes = {Image.open(f).mode for f in emoji_faces.DEFAULT_DIR.rglob("*.png")}
+    assert modes == {"RGBA", "RGB"}
+
+
+def test_odd_count_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="even"):
+        emoji_faces.generate(tmp_path / "x", count=5)
+
+
+def _face_stats(path: Path):
+    """(mean RGB over the face, face area, face centroid x, y) of one image."""
+    rgba = np.asarray(Image.open(path).convert("RGBA"), dtype=np.float64)
+    rgb = rgba[..., :3]
+    # Face pixels: saturated yellow/orange (emoji skin), whatever the background.
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    face = (r > 150) & (g > 90) & (b < 110) & (r - b > 100) & (rgba[..., 3] > 128)
+    ys, xs = np.nonzero(face)
+    return np.array([*rgb[face].mean(axis=0), face.sum(), xs.mean(), ys.mean()])
+
+
+def test_classes_match_in_colour_size_and_position():
+    stats = {cls: np.array([_face_stats(f) for f in sorted((emoji_faces.DEFAULT_DIR / cls).glob("*.png"))])
+             for cls in emoji_faces.CLASS_NAMES}
+    happy, sad = stats["happy"].mean(axis=0), stats["sad"].mean(axis=0)
+    # colour within 3 levels, area within 3%, centroid within 1.5 px
+    assert np.abs(happy[:3] - sad[:3]).max() < 3, (happy[:3], sad[:3])
+    assert abs(happy[3] - sad[3]) / happy[3] < 0.03, (happy[3], sad[3])
+    assert np.abs(happy[4:] - sad[4:]).max() < 1.5, (happy[4:], sad[4:])
+
+
+def test_a_pair_differs_only_around_the_mouth_brows_and_eyes():
+    style = emoji_faces.sample_style(np.random.default_rng(0))
+    happy = np.asarray(emoji_faces.render_face(style, "happy").convert("RGBA"), dtype=np.int16)
+    sad = np.asarray(emoji_faces.render_face(style, "sad").convert("RGBA"), dtype=np.int16)
+    differs = np.abs(happy - sad).max(axis=2) > 0
+    assert differs.any()
+    # the outer ring of the image (background and face rim) is identical
+    ring = np.ones_like(differs)
+    ring[20:130, 20:130] = False
+    assert not differs[ring].any()

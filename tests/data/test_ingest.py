@@ -1,0 +1,181 @@
+"""Ingestion of odd image folders into one TFRecord file."""
+import gzip
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data import ingest
+
+
+def _png(image: Image.Image, fmt="PNG", **kw) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **kw)
+    return out.getvalue()
+
+
+def _write(path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _read_examples(path):
+    examples = []
+    for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP"):
+        ex = tf.train.Example.FromString(record.numpy())
+        f = ex.features.feature
+        examples.append({
+            "image": np.asarray(Image.open(io.BytesIO(f["image"].bytes_list.value[0]))),
+            "mode": Image.open(io.BytesIO(f["image"].bytes_list.value[0])).mode,
+            "label": f["label"].int64_list.value[0],
+            "class_name": f["class_name"].bytes_list.value[0].decode(),
+            "filename": f["filename"].bytes_list.value[0].decode(),
+        })
+    return {e["filename"]: e for e in examples}
+
+
+@pytest.fixture
+def odd_folder(tmp_path):
+    root = tmp_path / "images"
+    red = Image.new("RGB", (150, 150), (200, 30, 30))
+    _write(root / "sad" / "plain.png", _png(red))
+    rgba = Image.new("RGBA", (150, 150), (0, 0, 0, 0))  # fully transparent black
+    rgba.paste((10, 200, 10, 255), (50, 50, 100, 100))
+    _write(root / "happy" / "rgba.png", _png(rgba))
+    _write(root / "happy" / "gray.png", _png(Image.new("L", (150, 150), 77)))
+    _write(root / "happy" / "palette.png", _png(red.convert("P", palette=Image.ADAPTIVE)))
+    _write(root / "happy" / "big.jpg", _png(Image.new("RGB", (300, 200), (0, 0, 255)), "JPEG"))
+    _write(root / "happy" / "cmyk.jpg", _png(Image.new("CMYK", (150, 150), (0, 0, 0, 0)), "JPEG"))
+    sixteen = Image.fromarray(np.full((150, 150), 65535, dtype=np.uint16))
+    _write(root / "happy" / "sixteen.png", _png(sixteen))
+    _write(root / "happy" / "nested" / "deeper" / "inner.png", _png(red))
+    _write(root / "happy" / "empty.png", b"")
+    _write(root / "happy" / "text.png", b"this is not an image\n")
+    _write(root / "happy" / "truncated.png", _png(red)[:100])
+    _write(root / "happy" / "notes.txt", b"hello")
+    _write(root / "happy" / ".DS_Store", b"\0\0")
+    _write(root / "README.md", b"# my faces")
+    (root / ".hidden_class").mkdir()
+    return root
+
+
+def test_odd_images_are_normalised_and_broken_ones_reported(odd_folder, tmp_path):
+    result = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
+    assert result.class_names == ["happy", "sad"]  # alphabetical, hidden folder ignored
+    examples = _read_examples(result.tfrecord_path)
+    assert sorted(examples) == sorted([
+        "happy/rgba.png", "happy/gray.png", "happy/palette.png", "happy/big.jpg", "happy/cmyk.jpg",
+        "happy/sixteen.png", "happy/nested/deeper/inner.png", "sad/plain.png"])
+    for ex in examples.values():
+        assert ex["image"].shape == (150, 150, 3) and ex["mode"] == "RGB"
+        assert ex["label"] == ["happy", "sad"].index(ex["class_name"])
+    rgba = examples["happy/rgba.png"]["image"]
+    assert rgba[0, 0].tolist() == [255, 255, 255]  # transparent -> white, not black
+    assert rgba[75, 75].tolist() == [10, 200, 10]
+    assert examples["happy/gray.png"]["image"][0, 0].tolist() == [77, 77, 77]
+    assert examples["happy/sixteen.png"]["image"][0, 0].tolist() == [255, 255, 255]
+    assert examples["happy/palette.png"]["image"][0, 0].tolist() == [200, 30, 30]
+    blue = examples["happy/big.jpg"]["image"][75, 75]
+    assert blue[2] > 200 and blue[0] < 40
+
+    skipped = {row["file"]: row["reason"] for row in result.skipped}
+    assert "empty" in skipped["happy/empty.png"]
+    assert "not a readable image" in skipped["happy/text.png"]
+    assert "not a readable image" in skipped["happy/truncated.png"]
+    assert "not an image file name" in skipped["happy/notes.txt"]
+    assert "outside any class folder" in skipped["README.md"]
+    assert not any(".DS_Store" in f for f in skipped)
+    changed = {row["file"]: " ".join(row["changes"]) for row in result.changed}
+    assert "composited onto white" in changed["happy/rgba.png"]
+    assert "resized to 150x150 (was 300x200)" in changed["happy/big.jpg"]
+    assert "CMYK converted" in changed["happy/cmyk.jpg"]
+    assert "sad/plain.png" not in changed
+
+    report = json.loads(result.report_path.read_text())
+    assert report["counts"] == {"happy": 7, "sad": 1}
+    text = ingest.format_report(result)
+    assert "happy/truncated.png" in text and "5 file(s) skipped" in text
+
+
+def test_output_is_gzip_tfrecord(odd_folder, tmp_path):
+    result = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
+    with gzip.open(result.tfrecord_path) as f:
+        assert len(f.read(16)) == 16
+
+
+def test_unchanged_input_is_not_rewritten_and_a_change_is_seen(odd_folder, tmp_path):
+    first = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
+    mtime = os.stat(first.tfrecord_path).st_mtime_ns
+    again = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
+    assert again.reused and os.stat(again.tfrecord_path).st_mtime_ns == mtime
+    os.remove(odd_folder / "happy" / "gray.png")
+    changed = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
+    assert not changed.reused and "happy/gray.png" not in _read_examples(changed.tfrecord_path)
+
+
+def test_a_failed_write_leaves_the_previous_output_and_no_partial_file(odd_folder, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    good = ingest.ingest(odd_folder, out, progress=False)
+    before = good.tfrecord_path.read_bytes()
+    os.remove(odd_folder / "happy" / "gray.png")  # force a rewrite
+
+    calls = {"n": 0}
+    real = ingest._example
+
+    def crash_midway(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*args)
+
+    monkeypatch.setattr(ingest, "_example", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.ingest(odd_folder, out, progress=False)
+    assert good.tfrecord_path.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [ingest.TFRECORD_NAME, ingest.REPORT_NAME]
+
+
+def test_decompression_bomb_is_refused_without_allocating(tmp_path):
+    # A 20000x20000 PNG compresses to a few hundred KB but would need 1.2 GB decoded.
+    bomb = Image.new("L", (20000, 20000), 0)
+    data = _png(bomb, optimize=False)
+    with pytest.raises(ValueError, match="pixel limit"):
+        ingest.normalise_image(data)
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({}, "0 class folder"),
+    ({"happy": 1}, "1 class folder"),
+    ({"happy": 1, "sad": 0}, "sad in"),
+])
+def test_unusable_folders_raise_a_clear_error(tmp_path, layout, message):
+    root = tmp_path / "images"
+    root.mkdir()
+    for cls, n in layout.items():
+        (root / cls).mkdir()
+        for i in range(n):
+            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150))))
+    with pytest.raises(ingest.IngestError, match=message):
+        ingest.ingest(root, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / ingest.TFRECORD_NAME).exists()
+
+
+def test_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(ingest.IngestError, match="does-not-exist"):
+        ingest.ingest(tmp_path / "does-not-exist", tmp_path / "out", progress=False)
+
+
+def test_parallel_and_serial_ingestion_give_the_same_records(tmp_path):
+    from data import emoji_faces
+
+    emoji_faces.generate(tmp_path / "faces", count=ingest._PARALLEL_FROM + 4, seed=5)
+    serial = ingest.ingest(tmp_path / "faces", tmp_path / "serial", workers=1, progress=False)
+    parallel = ingest.ingest(tmp_path / "faces", tmp_path / "parallel", workers=2, progress=False)
+    records = [[r.numpy() for r in tf.data.TFRecordDataset(str(p), compression_type="GZIP")]
+               for p in (serial.tfrecord_path, parallel.tfrecord_path)]
+    assert len(records[0]) == ingest._PARALLEL_FROM + 4
+    assert records[0] == records[1]
