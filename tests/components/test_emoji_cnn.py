@@ -1,0 +1,80 @@
+"""The model is the reference CNN, and the callback stops exactly at the threshold."""
+import keras
+import numpy as np
+import pytest
+
+import emoji_cnn
+
+
+def test_layer_list_is_the_reference():
+    model = emoji_cnn.build_model()
+    assert model.input_shape == (None, 150, 150, 3)
+    described = []
+    for layer in model.layers:
+        config = layer.get_config()
+        kind = type(layer).__name__
+        if kind == "Rescaling":
+            described.append((kind, {"scale": config["scale"]}))
+        elif kind == "Conv2D":
+            described.append((kind, {"filters": config["filters"], "kernel_size": tuple(config["kernel_size"]),
+                                     "activation": config["activation"]}))
+        elif kind == "MaxPooling2D":
+            described.append((kind, {"pool_size": tuple(config["pool_size"])}))
+        elif kind == "Dense":
+            described.append((kind, {"units": config["units"], "activation": config["activation"]}))
+        else:
+            described.append((kind, {}))
+    assert described == [
+        ("Rescaling", {"scale": pytest.approx(1 / 255)}),
+        ("Conv2D", {"filters": 16, "kernel_size": (3, 3), "activation": "relu"}),
+        ("MaxPooling2D", {"pool_size": (2, 2)}),
+        ("Conv2D", {"filters": 32, "kernel_size": (3, 3), "activation": "relu"}),
+        ("MaxPooling2D", {"pool_size": (2, 2)}),
+        ("Conv2D", {"filters": 64, "kernel_size": (3, 3), "activation": "relu"}),
+        ("MaxPooling2D", {"pool_size": (2, 2)}),
+        ("Flatten", {}),
+        ("Dense", {"units": 128, "activation": "relu"}),
+        ("Dense", {"units": 1, "activation": "sigmoid"}),
+    ]
+    assert model.count_params() == 2_391_329  # the reference summary's total
+
+
+def test_compiled_with_adam_binary_crossentropy_and_accuracy():
+    model = emoji_cnn.build_model(learning_rate=0.002)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
+    assert model.loss == "binary_crossentropy"
+    model.fit(np.zeros((2, 150, 150, 3)), np.array([0.0, 1.0]), epochs=1, verbose=0)
+    assert "accuracy" in model.get_metrics_result()
+
+
+@pytest.mark.parametrize("accuracies, stopped_epoch", [
+    ([0.5, 0.9, 0.998, 0.9989], None),   # just below never stops
+    ([0.5, 0.999, 1.0], 2),               # exactly at the threshold stops
+    ([1.0], 1),
+])
+def test_callback_stops_at_threshold_and_not_below(accuracies, stopped_epoch):
+    callback = emoji_cnn.StopAtAccuracy(0.999)
+    model = emoji_cnn.build_model()
+    callback.set_model(model)
+    for epoch, accuracy in enumerate(accuracies):
+        model.stop_training = False
+        callback.on_epoch_end(epoch, {"accuracy": accuracy})
+        if model.stop_training:
+            break
+    assert callback.stopped_epoch == stopped_epoch
+    assert model.stop_training == (stopped_epoch is not None)
+
+
+def test_callback_ends_a_real_fit_early():
+    # Two separable images: the model reaches 100% quickly and must stop there.
+    x = np.stack([np.zeros((150, 150, 3)), np.full((150, 150, 3), 255.0)]).astype("float32")
+    y = np.array([0.0, 1.0])
+    keras.utils.set_random_seed(0)
+    model = emoji_cnn.build_model()
+    callback = emoji_cnn.StopAtAccuracy(0.999)
+    history = model.fit(x, y, epochs=15, batch_size=2, callbacks=[callback], verbose=0)
+    assert callback.stopped_epoch is not None
+    assert len(history.history["accuracy"]) == callback.stopped_epoch < 15
+    assert history.history["accuracy"][-1] >= 0.999
+    assert all(a < 0.999 for a in history.history["accuracy"][:-1])

@@ -1,0 +1,54 @@
+"""The graph-side decoder gives every path (training, eval, serving) the same pixels."""
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import image_decoding
+
+
+def _encode(image: Image.Image, fmt="PNG") -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return image_decoding.decode_image(tf.constant(data)).numpy()
+
+
+def test_transparent_pixels_become_white_not_black():
+    rgba = Image.new("RGBA", (150, 150), (0, 0, 0, 0))
+    rgba.paste((0, 128, 0, 255), (0, 0, 10, 10))
+    pixels = _decode(_encode(rgba))
+    assert pixels[100, 100].tolist() == [255, 255, 255]
+    assert pixels[5, 5].tolist() == [0, 128, 0]
+
+
+def test_half_transparent_pixels_blend_with_white():
+    pixels = _decode(_encode(Image.new("RGBA", (150, 150), (0, 0, 0, 128))))
+    assert pixels[0, 0] == pytest.approx([255 * (1 - 128 / 255)] * 3, abs=0.01)
+
+
+@pytest.mark.parametrize("mode, colour, expected", [
+    ("L", 90, [90, 90, 90]),
+    ("LA", (90, 255), [90, 90, 90]),
+    ("RGB", (1, 2, 3), [1, 2, 3]),
+])
+def test_colour_modes_become_rgb(mode, colour, expected):
+    pixels = _decode(_encode(Image.new(mode, (150, 150), colour)))
+    assert pixels.shape == (150, 150, 3)
+    assert pixels[0, 0].tolist() == expected
+
+
+def test_other_sizes_and_jpeg_are_resized_to_150():
+    pixels = _decode(_encode(Image.new("RGB", (300, 64), (250, 10, 10)), "JPEG"))
+    assert pixels.shape == (150, 150, 3)
+    assert pixels[75, 75][0] > 230 and pixels[75, 75][1] < 30
+
+
+def test_batch_decoding_handles_mixed_sizes():
+    batch = tf.constant([_encode(Image.new("RGB", (150, 150))), _encode(Image.new("L", (40, 90)))])
+    assert image_decoding.decode_batch(batch).shape == (2, 150, 150, 3)
