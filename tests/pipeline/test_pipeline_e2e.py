@@ -1,0 +1,227 @@
+"""End to end: `happysad run` on the default faces in a temporary folder.
+
+The shape of TFX's penguin e2e test: run the real pipeline (BeamDagRunner,
+SQLite MLMD), then assert from ML Metadata which components executed, what
+they wrote, what was blessed and pushed - and what a cached re-run and a run
+on changed data re-execute. Runs go through the CLI in a subprocess, as a user
+would type them.
+"""
+import json
+import random
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from data import emoji_faces
+
+REPO = Path(__file__).resolve().parents[2]
+HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+COMPONENTS = ["ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer",
+              "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+State = metadata_store_pb2.Execution.State
+
+
+class Workspace(types.SimpleNamespace):
+    def run(self, *extra, expect=(0,)):
+        result = subprocess.run(
+            [HAPPYSAD, "run", "--data", str(self.data), "--pipeline-root", str(self.root),
+             "--serving-dir", str(self.serving), *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert result.returncode in expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def store(self):
+        config = metadata_store_pb2.ConnectionConfig()
+        config.sqlite.filename_uri = str(self.root / "metadata.sqlite")
+        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        return metadata_store.MetadataStore(config)
+
+    def executions(self, node):
+        """All executions of one component, oldest first."""
+        store = self.store()
+        context = store.get_context_by_type_and_name("node", f"happysad.{node}")
+        assert context is not None, f"no MLMD context for {node}"
+        return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+    def io(self, execution, direction, key):
+        """The artifacts an execution read (INPUT) or wrote (OUTPUT) under `key`."""
+        store = self.store()
+        events = [e for e in store.get_events_by_execution_ids([execution.id])
+                  if e.type == direction and e.path.steps[0].key == key]
+        return store.get_artifacts_by_id([e.artifact_id for e in events])
+
+    def versions(self):
+        push_dir = self.serving / "happysad"
+        return sorted(p.name for p in push_dir.iterdir()) if push_dir.exists() else []
+
+
+def _workspace(tmp_path_factory, name) -> Workspace:
+    base = tmp_path_factory.mktemp(name)
+    data = base / "faces"
+    shutil.copytree(emoji_faces.DEFAULT_DIR, data)
+    return Workspace(data=data, root=base / "pipeline_output", serving=base / "serving_model")
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return _workspace(tmp_path_factory, "e2e")
+
+
+@pytest.fixture(scope="module")
+def first_run(ws):
+    return ws.run()
+
+
+def test_first_run_executes_every_component_once(ws, first_run):
+    for node in COMPONENTS:
+        executions = ws.executions(node)
+        assert [e.last_known_state for e in executions] == [State.COMPLETE], node
+
+
+def test_each_component_wrote_its_artefacts(ws, first_run):
+    (example_gen,) = ws.executions("ImportExampleGen")
+    examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
+    for split in ("Split-train", "Split-eval"):
+        assert [p.stat().st_size > 0 for p in (examples / split).glob("*.gz")] == [True]
+
+    (statistics_gen,) = ws.executions("StatisticsGen")
+    statistics = Path(ws.io(statistics_gen, metadata_store_pb2.Event.OUTPUT, "statistics")[0].uri)
+    assert (statistics / "Split-train" / "FeatureStats.pb").stat().st_size > 0
+
+    (schema_gen,) = ws.executions("SchemaGen")
+    schema = (Path(ws.io(schema_gen, metadata_store_pb2.Event.OUTPUT, "schema")[0].uri) / "schema.pbtxt").read_text()
+    for feature in ("image", "label", "class_name", "filename"):
+        assert f'name: "{feature}"' in schema
+
+    (validator,) = ws.executions("ExampleValidator")
+    anomalies = Path(ws.io(validator, metadata_store_pb2.Event.OUTPUT, "anomalies")[0].uri)
+    assert (anomalies / "Split-eval" / "SchemaDiff.pb").exists()
+
+    (trainer,) = ws.executions("Trainer")
+    model = Path(ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model")[0].uri)
+    assert (model / "Format-Serving" / "saved_model.pb").exists()
+    run_dir = Path(ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model_run")[0].uri)
+    summary = json.loads((run_dir / "training_summary.json").read_text())
+    assert summary["threshold_epoch"] is not None and summary["threshold_epoch"] <= 15
+    assert summary["final_accuracy"] >= 0.999
+    assert (run_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((run_dir / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
+
+    (evaluator,) = ws.executions("Evaluator")
+    blessing = ws.io(evaluator, metadata_store_pb2.Event.OUTPUT, "blessing")[0]
+    assert blessing.custom_properties["blessed"].int_value == 1
+    assert (Path(blessing.uri) / "BLESSED").exists()
+
+    (pusher,) = ws.executions("Pusher")
+    pushed = ws.io(pusher, metadata_store_pb2.Event.OUTPUT, "pushed_model")[0]
+    assert pushed.custom_properties["pushed"].int_value == 1
+    version = pushed.custom_properties["pushed_version"].string_value
+    assert ws.versions() == [version] and version.isdigit()
+    assert (ws.serving / "happysad" / version / "saved_model.pb").exists()
+
+
+def test_run_ends_with_a_readable_summary(ws, first_run):
+    out = first_run.stdout
+    for node in COMPONENTS:
+        assert f"{node} " in out
+    assert "reached 0.999 at epoch" in out
+    assert "binary_accuracy" in out and "auc" in out
+    assert "blessed: yes" in out
+    assert f"pushed: {ws.serving / 'happysad'}/" in out
+
+
+def test_pushed_model_classifies_freshly_generated_faces(ws, first_run, tmp_path):
+    import tensorflow as tf
+
+    (version,) = ws.versions()
+    model = tf.saved_model.load(str(ws.serving / "happysad" / version))
+    serve = model.signatures["serving_default"]
+    fresh = emoji_faces.generate(tmp_path / "fresh", count=60, seed=987654)
+    files = [(f, cls) for cls in emoji_faces.CLASS_NAMES for f in fresh[cls]]
+    # Raw generator PNGs - RGBA with transparency or RGB - straight into the signature.
+    out = serve(images=tf.constant([f.read_bytes() for f, _ in files]))
+    predicted = [name.decode() for name in out["class_name"].numpy()]
+    accuracy = sum(p == cls for p, (_, cls) in zip(predicted, files)) / len(files)
+    assert accuracy >= 0.9, accuracy
+    assert out["probabilities"].shape == (60, 2)
+
+
+def test_cached_rerun_executes_nothing_new(ws, first_run):
+    versions = ws.versions()
+    second = ws.run()
+    for node in COMPONENTS:
+        states = [e.last_known_state for e in ws.executions(node)]
+        # The resolver always resolves; everything else is a cache hit.
+        expected = State.COMPLETE if node == "latest_blessed_model_resolver" else State.CACHED
+        assert states == [State.COMPLETE, expected], node
+    assert ws.versions() == versions  # nothing pushed twice
+    assert "CACHED" in second.stdout
+
+
+def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, first_run):
+    (first_model,) = ws.io(ws.executions("Trainer")[0], metadata_store_pb2.Event.OUTPUT, "model")
+    for cls in emoji_faces.CLASS_NAMES:  # a user removes one face of each class
+        (ws.data / cls / f"{cls}_000.png").unlink()
+    ws.run(expect=(0, 3))  # blessed or not, what matters here is the baseline
+    for node in ("ImportExampleGen", "StatisticsGen", "Trainer", "Evaluator"):
+        assert ws.executions(node)[-1].last_known_state == State.COMPLETE, node
+    evaluator = ws.executions("Evaluator")[-1]
+    (baseline,) = ws.io(evaluator, metadata_store_pb2.Event.INPUT, "baseline_model")
+    (candidate,) = ws.io(evaluator, metadata_store_pb2.Event.INPUT, "model")
+    assert baseline.id == first_model.id != candidate.id
+
+
+def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path):
+    """The Trainer's run_fn on the pipeline's own train/eval split, 5 seeds."""
+    import trainer_module
+
+    example_gen = ws.executions("ImportExampleGen")[0]
+    examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
+    table = []
+    for seed in range(1, 6):
+        run_dir = tmp_path / f"run{seed}"
+        fn_args = types.SimpleNamespace(
+            train_files=[str(examples / "Split-train" / "*")],
+            eval_files=[str(examples / "Split-eval" / "*")],
+            serving_model_dir=str(tmp_path / f"model{seed}"),
+            model_run_dir=str(run_dir),
+            custom_config={"epochs": 15, "batch_size": 10, "threshold": 0.999, "seed": seed,
+                           "learning_rate": 1e-3, "class_names": ["happy", "sad"]},
+        )
+        trainer_module.run_fn(fn_args)
+        summary = json.loads((run_dir / "training_summary.json").read_text())
+        table.append((seed, summary["threshold_epoch"], summary["final_val_accuracy"]))
+    print("\nseed  threshold epoch  eval accuracy")
+    for row in table:
+        print("%4d  %15s  %13.3f" % row)
+    assert all(epoch is not None and epoch < 15 for _, epoch, _ in table), table
+
+
+def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_factory):
+    """The gate on a broken model, with the LocalDagRunner for a change."""
+    ws = _workspace(tmp_path_factory, "shuffled")
+    files = sorted(ws.data.rglob("*.png"))
+    rng = random.Random(1)
+    labels = ["happy"] * 40 + ["sad"] * 40
+    rng.shuffle(labels)
+    staging = ws.data.parent / "staging"
+    for cls in emoji_faces.CLASS_NAMES:
+        (staging / cls).mkdir(parents=True)
+    for i, (f, cls) in enumerate(zip(files, labels)):
+        shutil.move(str(f), staging / cls / f"{i:03d}.png")
+    shutil.rmtree(ws.data)
+    staging.rename(ws.data)
+
+    result = ws.run("--runner", "local", expect=(3,))
+    assert "blessed: NO" in result.stdout and "binary_accuracy value" in result.stdout
+    assert "pushed: nothing" in result.stdout
+    assert ws.versions() == []
+    (pusher,) = ws.executions("Pusher")
+    (pushed,) = ws.io(pusher, metadata_store_pb2.Event.OUTPUT, "pushed_model")
+    assert pushed.custom_properties["pushed"].int_value == 0
