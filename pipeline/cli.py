@@ -49,6 +49,17 @@ def cmd_ingest(args) -> int:
     return 0 if _ingest(args.data, args.out) else EXIT_FAILED
 
 
+def _check_run_args(parser, args) -> None:
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1 (got {args.epochs})")
+    if not 0 < args.threshold <= 1:
+        parser.error(f"--threshold is an accuracy in (0, 1] (got {args.threshold})")
+    if args.learning_rate <= 0:
+        parser.error(f"--learning-rate must be positive (got {args.learning_rate})")
+    if args.data is not None and not args.data.is_dir():
+        parser.error(f"--data {args.data}: no such folder (give a folder with one sub-folder per class)")
+
+
 def cmd_run(args) -> int:
     _quiet_tensorflow()
     from pipeline import local_runner, run_summary
@@ -123,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        _check_run_args(parser, args)
     return args.func(args)
 
 

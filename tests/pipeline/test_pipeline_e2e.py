@@ -203,6 +203,19 @@ def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path)
     assert all(epoch is not None and epoch < 15 for _, epoch, _ in table), table
 
 
+def test_a_failing_component_is_named_and_exits_non_zero(ws, first_run, tmp_path):
+    # Only the Pusher re-runs (its destination changed) and cannot write under a file.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = subprocess.run(
+        [HAPPYSAD, "run", "--data", str(ws.data), "--pipeline-root", str(ws.root),
+         "--serving-dir", str(blocker / "serving")], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 1
+    assert "FAILED: component Pusher failed" in result.stderr
+    assert "full log:" in result.stderr
+    assert ws.executions("Pusher")[-1].last_known_state == State.FAILED
+
+
 def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_factory):
     """The gate on a broken model, with the LocalDagRunner for a change."""
     ws = _workspace(tmp_path_factory, "shuffled")

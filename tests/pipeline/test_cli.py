@@ -1,0 +1,40 @@
+"""Command-line checks that need no pipeline run."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+
+
+def _happysad(*args, cwd=REPO):
+    return subprocess.run([HAPPYSAD, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--threshold", "1.5"], "--threshold is an accuracy"),
+    (["--learning-rate", "0"], "--learning-rate must be positive"),
+    (["--data", "/no/such/folder"], "/no/such/folder: no such folder"),
+    (["--runner", "kubeflow"], "invalid choice"),
+])
+def test_bad_run_flags_are_refused_with_the_flag_named(args, message):
+    result = _happysad("run", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_generate_writes_the_requested_faces(tmp_path):
+    result = _happysad("generate", "--out", str(tmp_path / "faces"), "--count", "6", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "faces" / "sad").iterdir()) == [
+        "sad_000.png", "sad_001.png", "sad_002.png"]
+
+
+def test_ingest_of_a_one_class_folder_says_what_to_fix(tmp_path):
+    (tmp_path / "images" / "happy").mkdir(parents=True)
+    result = _happysad("ingest", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "needs at least two" in result.stderr and "one sub-folder per class" in result.stderr
