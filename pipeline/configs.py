@@ -4,6 +4,8 @@ Only defaults live here; the runner and CLI may override each of them.
 """
 import dataclasses
 
+from components.trainer import features
+
 PIPELINE_NAME = "happysad"
 MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>/<version>/
 
@@ -11,7 +13,7 @@ MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>
 # an image stays in its split whatever else changes in the folder.
 TRAIN_BUCKETS = 4
 EVAL_BUCKETS = 1
-SPLIT_FEATURE = "filename"
+SPLIT_FEATURE = features.FILENAME_KEY
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.baseline_resolver import LatestBlessedOtherModelStrategy
+from components.trainer import features
 from pipeline import configs
 
 
@@ -23,9 +24,9 @@ def _overall(threshold: tfma.MetricThreshold) -> list:
 
 def _eval_config(gate: configs.GateConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="evaluation", label_key="label",
-                                    prediction_key="probability")],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["class_name"])],
+        model_specs=[tfma.ModelSpec(signature_name=features.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
+                                    prediction_key=features.EVAL_PREDICTION_KEY)],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
             tfma.MetricConfig(

@@ -37,6 +37,7 @@ class RunSummary:
     blessed: Optional[bool]
     pushed_dir: Optional[str]
     pushed_version: Optional[str]
+    log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
         return next((c for c in self.components if c.node_id == node_id), None)

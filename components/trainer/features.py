@@ -1,4 +1,5 @@
-"""The tf.Example contract written by ingestion and read by the Trainer.
+"""The contract between ingestion, the Trainer and the pipeline: the tf.Example
+features, and the exported model's evaluation signature the Evaluator calls.
 
 Kept free of TensorFlow at import time: ingestion's worker processes import it.
 """
@@ -6,6 +7,9 @@ IMAGE_KEY = "image"  # PNG bytes
 LABEL_KEY = "label"  # int64 class index, classes in alphabetical order
 CLASS_NAME_KEY = "class_name"  # the class folder's name
 FILENAME_KEY = "filename"  # source path relative to the data folder
+
+EVAL_SIGNATURE = "evaluation"  # serialized tf.Example -> EVAL_PREDICTION_KEY
+EVAL_PREDICTION_KEY = "probability"  # P(class index 1), shape [N, 1]
 
 
 def feature_spec() -> dict:

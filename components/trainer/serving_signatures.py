@@ -11,8 +11,6 @@ import features
 import image_decoding
 
 SERVING_SIGNATURE = "serving_default"
-EVAL_SIGNATURE = "evaluation"
-EVAL_PREDICTION_KEY = "probability"
 
 
 class ExportModule(tf.Module):
@@ -41,7 +39,7 @@ class ExportModule(tf.Module):
     def evaluate_examples(self, examples):
         parsed = tf.io.parse_example(examples, features.feature_spec())
         pixels = image_decoding.decode_batch(parsed[features.IMAGE_KEY])
-        return {EVAL_PREDICTION_KEY: self.model(pixels, training=False)}
+        return {features.EVAL_PREDICTION_KEY: self.model(pixels, training=False)}
 
 
 def export(model, class_names, export_dir: str) -> None:
@@ -49,5 +47,5 @@ def export(model, class_names, export_dir: str) -> None:
     module = ExportModule(model, class_names)
     tf.saved_model.save(module, export_dir, signatures={
         SERVING_SIGNATURE: module.serve_images,
-        EVAL_SIGNATURE: module.evaluate_examples,
+        features.EVAL_SIGNATURE: module.evaluate_examples,
     })
