@@ -84,6 +84,35 @@ def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[
     return class_names, files, skipped
 
 
+def find_duplicates(data_dir: Path, files: list[tuple[str, str]]) -> dict[str, str]:
+    """Files with the same bytes as another: {relative file: reason to skip it}.
+
+    Within one class the first copy (in sorted order) is kept. The same image in
+    two classes is a labelling error: every copy is skipped, since either label
+    may be the wrong one."""
+    by_digest: dict[str, list[tuple[str, str]]] = {}
+    for rel, class_name in files:
+        try:
+            digest = hashlib.sha256((data_dir / rel).read_bytes()).hexdigest()
+        except OSError:
+            continue  # reported as unreadable when it is normalised
+        by_digest.setdefault(digest, []).append((rel, class_name))
+    skip = {}
+    for copies in by_digest.values():
+        if len(copies) < 2:
+            continue
+        classes = sorted({class_name for _, class_name in copies})
+        if len(classes) > 1:
+            names = ", ".join(rel for rel, _ in copies)
+            for rel, _ in copies:
+                skip[rel] = (f"labelling error: the same image is in classes {' and '.join(classes)} "
+                             f"({names}); keep it in one class only")
+        else:
+            for rel, _ in copies[1:]:
+                skip[rel] = f"duplicate of {copies[0][0]} (same bytes)"
+    return skip
+
+
 def normalise_image(data: bytes) -> tuple[bytes, list[str]]:
     """Encoded image bytes -> (RGB 150x150 PNG bytes, list of changes made).
 
@@ -212,6 +241,9 @@ def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None
     if previous and previous.get("fingerprint") == fingerprint and tfrecord_path.exists():
         return IngestResult(tfrecord_path, report_path, previous["class_names"], previous["counts"],
                             previous["skipped"], previous["changed"], reused=True)
+    duplicates = find_duplicates(data_dir, files)
+    skipped.extend({"file": rel, "reason": reason} for rel, reason in sorted(duplicates.items()))
+    files = [(rel, class_name) for rel, class_name in files if rel not in duplicates]
 
     import tensorflow as tf  # only when there is something to write
 

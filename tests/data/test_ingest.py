@@ -52,7 +52,7 @@ def odd_folder(tmp_path):
     _write(root / "happy" / "cmyk.jpg", _png(Image.new("CMYK", (150, 150), (0, 0, 0, 0)), "JPEG"))
     sixteen = Image.fromarray(np.full((150, 150), 65535, dtype=np.uint16))
     _write(root / "happy" / "sixteen.png", _png(sixteen))
-    _write(root / "happy" / "nested" / "deeper" / "inner.png", _png(red))
+    _write(root / "happy" / "nested" / "deeper" / "inner.png", _png(Image.new("RGB", (150, 150), "orange")))
     _write(root / "happy" / "empty.png", b"")
     _write(root / "happy" / "text.png", b"this is not an image\n")
     _write(root / "happy" / "truncated.png", _png(red)[:100])
@@ -99,6 +99,22 @@ def test_odd_images_are_normalised_and_broken_ones_reported(odd_folder, tmp_path
     assert report["counts"] == {"happy": 7, "sad": 1}
     text = ingest.format_report(result)
     assert "happy/truncated.png" in text and "5 file(s) skipped" in text
+
+
+def test_duplicates_are_reported_and_cross_class_copies_excluded(tmp_path):
+    root = tmp_path / "images"
+    a, b, c = (_png(Image.new("RGB", (150, 150), colour)) for colour in ("red", "green", "blue"))
+    _write(root / "happy" / "a.png", a)
+    _write(root / "happy" / "a_copy.png", a)  # same class: keep one
+    _write(root / "happy" / "b.png", b)
+    _write(root / "sad" / "b_again.png", b)  # both classes: a labelling error
+    _write(root / "sad" / "c.png", c)
+    result = ingest.ingest(root, tmp_path / "out", progress=False)
+    assert sorted(_read_examples(result.tfrecord_path)) == ["happy/a.png", "sad/c.png"]
+    skipped = {row["file"]: row["reason"] for row in result.skipped}
+    assert skipped["happy/a_copy.png"] == "duplicate of happy/a.png (same bytes)"
+    for rel in ("happy/b.png", "sad/b_again.png"):
+        assert "labelling error" in skipped[rel] and "happy and sad" in skipped[rel]
 
 
 def test_output_is_gzip_tfrecord(odd_folder, tmp_path):
