@@ -54,6 +54,8 @@ class FaceStyle:
     mouth_y: float
     stroke: float  # line width as fraction of radius
     feature_rgb: tuple[int, int, int]
+    accent: bool  # happy faces blush, sad faces shed a tear (as many real emoji do)
+    accent_side: int  # -1 left, 1 right
 
 
 def sample_style(rng: np.random.Generator) -> FaceStyle:
@@ -90,6 +92,8 @@ def sample_style(rng: np.random.Generator) -> FaceStyle:
         mouth_y=float(rng.uniform(0.33, 0.42)),
         stroke=float(rng.uniform(0.08, 0.12)),
         feature_rgb=feature_rgb,
+        accent=bool(rng.random() < 0.35),
+        accent_side=int(rng.choice([-1, 1])),
     )
 
 
@@ -136,8 +140,21 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
     bend = md if happy else -md  # happy: ends up (U); sad: ends down (n)
     if style.mouth_style == "line":
         _curve(draw, cx, my, mw, bend, stroke, feature, upward=False)
-    else:
+    elif happy:  # a wide grin
         _open_mouth(face, cx, my, mw, 1.4 * bend, feature, teeth=style.mouth_style == "teeth")
+    else:  # a narrower, taller wail
+        _open_mouth(face, cx, my, 0.8 * mw, 1.8 * bend, feature, teeth=style.mouth_style == "teeth")
+
+    if style.accent:
+        ax = cx + style.accent_side * (style.eye_spacing + 0.12) * r
+        ay = cy - style.eye_height * r + 0.30 * r
+        if happy:  # blush on the cheek
+            draw.ellipse([ax - 0.16 * r, ay - 0.07 * r, ax + 0.16 * r, ay + 0.07 * r], fill=(246, 120, 110, 150))
+        else:  # a tear drop below the eye
+            tr = 0.08 * r
+            draw.ellipse([ax - tr, ay, ax + tr, ay + 2 * tr], fill=(80, 160, 235, 255))
+            draw.polygon([(ax - tr * 0.95, ay + tr * 0.8), (ax + tr * 0.95, ay + tr * 0.8), (ax, ay - 1.4 * tr)],
+                         fill=(80, 160, 235, 255))
 
     face = face.rotate(style.rotation, resample=Image.BICUBIC, center=(cx, cy))
     if style.background is None:
