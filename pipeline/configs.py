@@ -31,14 +31,17 @@ class TrainingConfig:
 class GateConfig:
     """When the Evaluator blesses a model.
 
-    The eval split holds ~18 faces, so accuracy moves in ~6% steps. A trained
-    model scores ~0.97 on 200 unseen faces (so 0.9-1.0 on the split); one trained
-    on shuffled labels scores ~0.5 (>= 0.8 on 18 faces has odds of 0.4%).
-    0.8 sits between with room on both sides; AUC likewise.
+    The eval split holds ~18 faces, so accuracy moves in ~6% steps. Measured on
+    the default data (5 seeds, models stopped at the 0.999 callback): accuracy
+    0.78-0.94 and AUC 0.99-1.0 - the ranking is right, a few probabilities sit
+    on the wrong side of 0.5. A model trained on shuffled labels scores ~0.5 on
+    both (the test suite checks one). So AUC >= 0.9 is the sharp test and
+    accuracy >= 0.75 the coarse one; a random model passes both with odds well
+    under 1 in 1000.
     """
 
-    min_accuracy: float = 0.8
-    min_auc: float = 0.85
+    min_accuracy: float = 0.75
+    min_auc: float = 0.9
     # Against the last blessed model: accuracy may not drop by more than this
     # (one eval image is ~0.06, so a 1e-6 tolerance means "no regression").
     max_accuracy_drop: float = 1e-6
