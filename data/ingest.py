@@ -204,10 +204,10 @@ def _normalised(data_dir: Path, files: list[tuple[str, str]], workers: int | Non
 
     paths = [str(data_dir / rel) for rel, _ in files]
     bar = tqdm(total=len(paths), desc="ingest", unit="img", disable=not progress, leave=False)
+    pool = None
     try:
         if len(paths) < _PARALLEL_FROM or workers == 1:
             results = map(_normalise_file, paths)
-            pool = None
         else:
             # spawn: the caller may have TensorFlow's threads running; forking them is unsafe.
             pool = multiprocessing.get_context("spawn").Pool(workers or os.cpu_count())
@@ -215,11 +215,11 @@ def _normalised(data_dir: Path, files: list[tuple[str, str]], workers: int | Non
         for (rel, class_name), (png, info) in zip(files, results):
             bar.update()
             yield rel, class_name, png, info
-        if pool:
-            pool.close()
-            pool.join()
     finally:
         bar.close()
+        if pool:  # also when the caller stopped early: no worker outlives the write
+            pool.terminate()
+            pool.join()
 
 
 def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None,

@@ -32,7 +32,9 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _ingest(data_dir: Path, out_dir: Path) -> "object":
+def _ingest(data_dir: Path, out_dir: Path):
+    """Runs ingestion and prints its report; returns the IngestResult, or None
+    after printing why the data cannot be used."""
     from data import ingest
 
     try:
