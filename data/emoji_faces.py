@@ -17,6 +17,7 @@ import colorsys
 import dataclasses
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
             render_face(style, name).save(staging / name / file_name, format="PNG")
             written[name].append(out_dir / name / file_name)
     if out_dir.exists():
-        _remove_tree(out_dir)
+        shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
     return written
 
@@ -261,12 +262,6 @@ def _open_mouth(img: Image.Image, cx: float, cy: float, width: float, bend: floa
         y0, y1 = sorted((chord_y, chord_y + direction * band))
         layer.rectangle([cx - half, y0, cx + half, y1], fill=(255, 255, 255, 255))
     img.paste(inside, (0, 0), mask)
-
-
-def _remove_tree(path: Path) -> None:
-    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        child.rmdir() if child.is_dir() else child.unlink()
-    path.rmdir()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Blessed models are pushed to <serving dir>/<model name>/<version>/.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Optional, Sequence

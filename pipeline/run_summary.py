@@ -21,7 +21,7 @@ class ComponentRun:
     node_id: str
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
     seconds: float
-    outputs: dict  # output key -> [artifact uri]
+    outputs: dict  # output key -> [MLMD Artifact]
     execution_id: int
 
 
@@ -77,33 +77,27 @@ def read_latest_run(sqlite_path: str, pipeline_name: str) -> RunSummary:
         ))
     summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
     _add_training(summary)
-    _add_evaluation(summary, store)
-    _add_push(summary, store)
+    _add_evaluation(summary)
+    _add_push(summary)
     return summary
 
 
 def _outputs(store, execution_id: int) -> dict:
     events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+              if e.type == metadata_store_pb2.Event.OUTPUT]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     outputs: dict = {}
     for event in events:
         key = event.path.steps[0].key if event.path.steps else "?"
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id].uri)
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
     return outputs
-
-
-def _artifacts(store, execution_id: int, key: str):
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps and e.path.steps[0].key == key]
-    return store.get_artifacts_by_id([e.artifact_id for e in events])
 
 
 def _add_training(summary: RunSummary) -> None:
     trainer = summary.component("Trainer")
     if not trainer or not trainer.outputs.get("model_run"):
         return
-    run_dir = trainer.outputs["model_run"][0]
+    run_dir = trainer.outputs["model_run"][0].uri
     path = os.path.join(run_dir, "training_summary.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -112,11 +106,11 @@ def _add_training(summary: RunSummary) -> None:
     summary.training_curves = curves if os.path.exists(curves) else None
 
 
-def _add_evaluation(summary: RunSummary, store) -> None:
+def _add_evaluation(summary: RunSummary) -> None:
     evaluator = summary.component("Evaluator")
     if not evaluator:
         return
-    blessing = _artifacts(store, evaluator.execution_id, "blessing")
+    blessing = evaluator.outputs.get("blessing")
     if blessing:
         summary.blessed = blessing[0].custom_properties["blessed"].int_value == 1
     evaluation = evaluator.outputs.get("evaluation")
@@ -124,7 +118,7 @@ def _add_evaluation(summary: RunSummary, store) -> None:
         return
     import tensorflow_model_analysis as tfma
 
-    for metrics_for_slice in tfma.load_metrics(evaluation[0]):
+    for metrics_for_slice in tfma.load_metrics(evaluation[0].uri):
         slice_keys = {k.column: (k.bytes_value.decode() if k.HasField("bytes_value") else k.int64_value)
                       for k in metrics_for_slice.slice_key.single_slice_keys}
         values = {}
@@ -137,7 +131,7 @@ def _add_evaluation(summary: RunSummary, store) -> None:
             summary.metrics = values
         elif "class_name" in slice_keys:
             summary.class_metrics[str(slice_keys["class_name"])] = values
-    validation = tfma.load_validation_result(evaluation[0])
+    validation = tfma.load_validation_result(evaluation[0].uri)
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
             what = "change vs last blessed model" if failure.metric_key.is_diff else "value"
@@ -156,11 +150,11 @@ def _threshold_text(threshold) -> str:
     return f"absolute change >= {change.absolute.value:g}" if change.HasField("absolute") else str(change).strip()
 
 
-def _add_push(summary: RunSummary, store) -> None:
+def _add_push(summary: RunSummary) -> None:
     pusher = summary.component("Pusher")
     if not pusher:
         return
-    pushed = _artifacts(store, pusher.execution_id, "pushed_model")
+    pushed = pusher.outputs.get("pushed_model")
     if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
         props = pushed[0].custom_properties
         summary.pushed_dir = props["pushed_destination"].string_value
