@@ -249,6 +249,7 @@ def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {name: 0 for name in class_names}
+    label_of = {name: index for index, name in enumerate(class_names)}
     changed: list[dict] = []
 
     def write(tmp_path):
@@ -260,7 +261,7 @@ def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None
                 if info:
                     changed.append({"file": rel, "changes": info})
                 counts[class_name] += 1
-                writer.write(_example(png, class_names.index(class_name), class_name, rel))
+                writer.write(_example(png, label_of[class_name], class_name, rel))
         empty = [name for name, n in counts.items() if n == 0]
         if empty:
             raise IngestError(

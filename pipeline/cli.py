@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from pipeline import configs
+from pipeline.local_runner import RUNNERS
 
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="ingest the images and run the TFX pipeline")
     run.add_argument("--data", type=Path, default=None,
                      help="class-per-folder image folder (default: the generated faces in data/emoji_faces)")
-    run.add_argument("--runner", choices=("beam", "local"), default="beam",
+    run.add_argument("--runner", choices=RUNNERS, default="beam",
                      help="TFX orchestrator: BeamDagRunner or LocalDagRunner (default: %(default)s)")
     run.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many epochs (default: %(default)s)")
     run.add_argument("--threshold", type=float, default=defaults.threshold,

@@ -10,7 +10,6 @@ import logging
 import re
 import sys
 import time
-import warnings
 
 _EVENT = re.compile(r"^(?:node|Component) (\S+) is (running|finished)\.$")
 
@@ -60,4 +59,3 @@ def capture_logs(log_path: str, progress: ComponentProgress) -> None:
         named.propagate = True
     logging.getLogger("absl").setLevel(logging.INFO)
     logging.captureWarnings(True)
-    warnings.simplefilter("default")
