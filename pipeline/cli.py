@@ -16,6 +16,8 @@ from pipeline.local_runner import RUNNERS
 
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
+EXIT_DATA_REJECTED = 4
+DATA_GATE = "DataGate"
 
 
 def _quiet_tensorflow() -> None:
@@ -61,6 +63,14 @@ def _check_run_args(parser, args) -> None:
         parser.error(f"--learning-rate must be positive (got {args.learning_rate})")
     if args.data is not None and not args.data.is_dir():
         parser.error(f"--data {args.data}: no such folder (give a folder with one sub-folder per class)")
+    if args.tfrecords is not None:
+        if args.data is not None:
+            parser.error("give --data (images to ingest) or --tfrecords (examples made elsewhere), not both")
+        if not sorted(args.tfrecords.glob("*.tfrecord.gz")):
+            parser.error(f"--tfrecords {args.tfrecords}: no *.tfrecord.gz files there (GZIP TFRecords of "
+                         f"tf.Examples with image, label, class_name and filename features)")
+    if args.classes is not None and (len(args.classes) < 2 or len(set(args.classes)) != len(args.classes)):
+        parser.error(f"--classes needs at least two distinct names, comma-separated (got {','.join(args.classes)})")
 
 
 def cmd_run(args) -> int:
@@ -68,27 +78,38 @@ def cmd_run(args) -> int:
     from pipeline import local_runner, run_summary
 
     started = time.monotonic()
-    data_dir = args.data
-    if data_dir is None:
-        from data import emoji_faces
-
-        data_dir = emoji_faces.DEFAULT_DIR
-        if not data_dir.is_dir():
-            print(f"generating the default faces in {data_dir}")
-            emoji_faces.generate(data_dir)
     paths = local_runner.make_paths(args.pipeline_root, args.serving_dir)
-    ingested = _ingest(data_dir, paths.examples_dir)
-    if not ingested:
-        return EXIT_FAILED
+    if args.tfrecords is not None:  # made elsewhere: validation alone vouches for them
+        examples_dir, class_names = args.tfrecords.resolve(), args.classes or list(configs.DEFAULT_CLASSES)
+        print(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
+    else:
+        data_dir = args.data
+        if data_dir is None:
+            from data import emoji_faces
+
+            data_dir = emoji_faces.DEFAULT_DIR
+            if not data_dir.is_dir():
+                print(f"generating the default faces in {data_dir}")
+                emoji_faces.generate(data_dir)
+        ingested = _ingest(data_dir, paths.examples_dir)
+        if not ingested:
+            return EXIT_FAILED
+        examples_dir, class_names = paths.examples_dir, args.classes or ingested.class_names
     training = configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
                                       learning_rate=args.learning_rate)
     print(f"running pipeline {configs.PIPELINE_NAME} ({args.runner} orchestrator), "
           f"root {paths.pipeline_root}")
     try:
         summary = local_runner.run_pipeline(
-            paths, ingested.class_names, runner=args.runner, training=training,
+            paths, class_names, runner=args.runner, examples_dir=examples_dir, training=training,
             beam_args=args.beam_arg, enable_cache=not args.no_cache)
     except local_runner.PipelineFailed as e:
+        if e.node == DATA_GATE and e.summary is not None:
+            print(run_summary.format_summary(e.summary))
+            print(f"REJECTED: the data failed validation (above), so nothing was trained or pushed.\n"
+                  f"Fix the files named, or the class set (--classes), and run again. Log: {e.log_path}",
+                  file=sys.stderr)
+            return EXIT_DATA_REJECTED
         print(f"FAILED: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(run_summary.format_summary(summary))
@@ -117,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="ingest the images and run the TFX pipeline")
     run.add_argument("--data", type=Path, default=None,
                      help="class-per-folder image folder (default: the generated faces in data/emoji_faces)")
+    run.add_argument("--tfrecords", type=Path, default=None, metavar="DIR",
+                     help="skip ingestion: run on the *.tfrecord.gz tf.Examples in DIR")
+    run.add_argument("--classes", type=lambda s: [c.strip() for c in s.split(",") if c.strip()], default=None,
+                     metavar="A,B,...", help="the class set; anything else is an anomaly "
+                     "(default: the --data sub-folders, or happy,sad for --tfrecords)")
     run.add_argument("--runner", choices=RUNNERS, default="beam",
                      help="TFX orchestrator: BeamDagRunner or LocalDagRunner (default: %(default)s)")
     run.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many epochs (default: %(default)s)")

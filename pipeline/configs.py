@@ -7,6 +7,7 @@ import dataclasses
 from components.trainer import features
 
 PIPELINE_NAME = "happysad"
+DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes
 MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>/<version>/
 
 # ExampleGen: a reproducible 4:1 train/eval split, hashed on the file name so
@@ -45,3 +46,22 @@ class GateConfig:
     # Against the last blessed model: accuracy may not drop by more than this
     # (one eval image is ~0.06, so a 1e-6 tolerance means "no regression").
     max_accuracy_drop: float = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """When the data gate stops a run before training.
+
+    Besides the curated schema (pipeline/schema.pbtxt), every image must decode
+    to image_width x image_height, and the label balance may move only so far:
+    between the eval and train splits of one run (skew) and between a split
+    and the same split of the previous run (drift). Both are the L-infinity
+    distance between class-frequency vectors (the largest change of any one
+    class's share). The default 4:1 split of 80 faces measures ~0.03-0.1 of
+    skew; 0.25 flags a split where one class is mostly missing.
+    """
+
+    image_height: int = 150
+    image_width: int = 150
+    max_label_skew: float = 0.25
+    max_label_drift: float = 0.25

@@ -3,6 +3,7 @@
 Layout under the pipeline root (default ./pipeline_output):
   metadata.sqlite              ML Metadata of every run
   tfrecords/                   ingested images (images.tfrecord.gz, ingest_report.json)
+  schema/schema-<hash>.pbtxt   the curated schema fitted to the run's class set
   logs/run-<time>.log          the full log of each run
   <Component>/<output>/<id>/   the artefacts TFX writes
 Blessed models are pushed to <serving dir>/<model name>/<version>/.
@@ -27,8 +28,9 @@ RUNNERS = ("beam", "local")
 class PipelineFailed(Exception):
     """A component failed; `node` names it (None if it failed before any ran)."""
 
-    def __init__(self, node: Optional[str], cause: BaseException, log_path: str):
-        self.node, self.cause, self.log_path = node, cause, log_path
+    def __init__(self, node: Optional[str], cause: BaseException, log_path: str, summary=None):
+        # summary: the failed run as ML Metadata recorded it (None if unreadable)
+        self.node, self.cause, self.log_path, self.summary = node, cause, log_path, summary
         where = f"component {node} failed" if node else "the pipeline failed before any component ran"
         super().__init__(f"{where}: {type(cause).__name__}: {cause}\n(full log: {log_path})")
 
@@ -47,6 +49,10 @@ class RunPaths:
         return self.pipeline_root / "tfrecords"
 
     @property
+    def schema_dir(self) -> Path:
+        return self.pipeline_root / "schema"
+
+    @property
     def logs_dir(self) -> Path:
         return self.pipeline_root / "logs"
 
@@ -61,17 +67,20 @@ def make_paths(pipeline_root: Optional[Path] = None, serving_dir: Optional[Path]
 
 
 def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "beam",
+                 examples_dir: Optional[Path] = None,
                  training: configs.TrainingConfig = configs.TrainingConfig(),
                  gate: configs.GateConfig = configs.GateConfig(),
+                 validation: configs.ValidationConfig = configs.ValidationConfig(),
                  beam_args: Sequence[str] = (), enable_cache: bool = True, progress=None):
-    """Runs the pipeline over paths.examples_dir and returns its RunSummary.
+    """Runs the pipeline over examples_dir (default paths.examples_dir, where
+    ingestion writes) and returns its RunSummary.
 
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
     from components import TRAINER_MODULE_FILE
     from pipeline import progress as progress_lib
-    from pipeline import run_summary
+    from pipeline import run_summary, schema
     from pipeline.pipeline import create_pipeline
     from tfx import v1 as tfx
 
@@ -83,12 +92,14 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=str(paths.pipeline_root),
-        examples_dir=str(paths.examples_dir),
+        examples_dir=str(examples_dir or paths.examples_dir),
+        schema_file=str(schema.write_for_classes(class_names, paths.schema_dir)),
         module_file=TRAINER_MODULE_FILE,
         serving_model_dir=str(paths.model_push_dir),
         class_names=class_names,
         training=training,
         gate=gate,
+        validation=validation,
         metadata_connection_config=run_summary.connection_config(str(paths.metadata_path)),
         beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *beam_args],
         enable_cache=enable_cache,
@@ -102,7 +113,11 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         dag_runner.run(pipeline)
     except Exception as e:  # name the component that was running when it broke
         node = next(iter(reporter.running), None)
-        raise PipelineFailed(node, e, log_path) from e
+        try:
+            failed_run = run_summary.read_latest_run(str(paths.metadata_path), configs.PIPELINE_NAME)
+        except Exception:  # the store may not exist if the very first step broke
+            failed_run = None
+        raise PipelineFailed(node, e, log_path, failed_run) from e
     summary = run_summary.read_latest_run(str(paths.metadata_path), configs.PIPELINE_NAME)
     summary.log_path = log_path
     return summary

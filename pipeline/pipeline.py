@@ -1,17 +1,24 @@
 """create_pipeline(): the happysad TFX pipeline, with no physical paths of its own.
 
-ImportExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
-                 -> Trainer -> Evaluator (vs. latest blessed model) -> Pusher
+ImportExampleGen -> StatisticsGen ------------> ExampleValidator (vs. the curated schema) -+
+                 |  ImportSchemaGen (curated) -^  SkewValidator (eval vs. train)          |
+                 |                               DriftValidator (vs. the previous run)     +-> DataGate
+                 +-> ImageValidator (decodes every image: format, size, colour mode) -----+
+DataGate -> Trainer -> Evaluator (vs. the latest blessed model) -> Pusher
 """
 from __future__ import annotations
 
+import json
 from typing import Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components import DistributionValidator  # not exported by tfx.v1 in 1.16
 
-from components.baseline_resolver import LatestBlessedOtherModelStrategy
+from components import resolvers
+from components.data_gate import DataGate
+from components.image_validator import ImageValidator
 from components.trainer import features
 from pipeline import configs
 
@@ -46,16 +53,34 @@ def _eval_config(gate: configs.GateConfig) -> tfma.EvalConfig:
     )
 
 
+def _label_comparator(threshold: float, split_pairs) -> dict:
+    """DistributionValidator arguments: compare the class-name distribution of
+    each (test, baseline) split pair by L-infinity distance."""
+    from tensorflow_metadata.proto.v0 import path_pb2, schema_pb2
+
+    comparator = tfx.proto.DistributionValidatorConfig
+    return {
+        "config": comparator(default_slice_config=comparator.DatasetConfig(feature=[
+            tfx.proto.FeatureComparator(
+                path=path_pb2.Path(step=[features.CLASS_NAME_KEY]),
+                distribution_comparator=schema_pb2.FeatureComparator(
+                    infinity_norm=schema_pb2.InfinityNorm(threshold=threshold)))])),
+        "include_split_pairs": split_pairs,
+    }
+
+
 def create_pipeline(
     *,
     pipeline_name: str,
     pipeline_root: str,
     examples_dir: str,
+    schema_file: str,
     module_file: str,
     serving_model_dir: str,
     class_names: Sequence[str],
     training: configs.TrainingConfig = configs.TrainingConfig(),
     gate: configs.GateConfig = configs.GateConfig(),
+    validation: configs.ValidationConfig = configs.ValidationConfig(),
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[Sequence[str]] = None,
     enable_cache: bool = True,
@@ -63,6 +88,7 @@ def create_pipeline(
     """Builds the pipeline.
 
     examples_dir holds GZIP TFRecords of tf.Examples (`*.tfrecord.gz`);
+    schema_file is the curated schema for class_names (pipeline/schema.py);
     serving_model_dir is where blessed models land as <dir>/<version>/.
     """
     example_gen = tfx.components.ImportExampleGen(
@@ -74,10 +100,43 @@ def create_pipeline(
                     tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
             partition_feature_name=configs.SPLIT_FEATURE)),
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    # With the schema, TFDV treats the image as bytes (sizes, not top values).
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    skew_validator = DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=statistics_gen.outputs["statistics"],
+        **_label_comparator(validation.max_label_skew, [("eval", "train")]),
+    ).with_id("SkewValidator")
+    # The previous run's statistics (none on the first run: the drift check
+    # then passes). It resolves after StatisticsGen, whose latest output is
+    # this run's statistics, to leave out.
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=resolvers.PreviousArtifactStrategy,
+        config={"producer_context": f"{pipeline_name}.{statistics_gen.id}"},
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+    ).with_id("previous_statistics_resolver")
+    previous_statistics.add_upstream_node(statistics_gen)
+    drift_validator = DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=previous_statistics.outputs["statistics"].as_optional(),
+        **_label_comparator(validation.max_label_drift, [("train", "train"), ("eval", "eval")]),
+    ).with_id("DriftValidator")
+    image_validator = ImageValidator(
+        examples=example_gen.outputs["examples"],
+        class_names=json.dumps(sorted(class_names)),
+        height=validation.image_height,
+        width=validation.image_width,
+    )
+    data_gate = DataGate(
+        schema_anomalies=example_validator.outputs["anomalies"],
+        image_anomalies=image_validator.outputs["anomalies"],
+        skew_anomalies=skew_validator.outputs["anomalies"],
+        drift_anomalies=drift_validator.outputs["anomalies"],
+    )
 
     trainer = tfx.components.Trainer(
         module_file=module_file,
@@ -99,9 +158,11 @@ def create_pipeline(
     # The last blessed model (other than the candidate) is the Evaluator's
     # baseline: a new model must not regress. It resolves after the Trainer,
     # whose latest output is the candidate to leave out.
+    trainer.add_upstream_node(data_gate)  # no training on rejected data
+
     model_resolver = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOtherModelStrategy,
-        config={"trainer_context": f"{pipeline_name}.{trainer.id}"},
+        strategy_class=resolvers.LatestBlessedOtherModelStrategy,
+        config={"producer_context": f"{pipeline_name}.{trainer.id}"},
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
@@ -123,7 +184,8 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, skew_validator,
+                    previous_statistics, drift_validator, image_validator, data_gate,
                     trainer, model_resolver, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,

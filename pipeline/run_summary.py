@@ -37,6 +37,7 @@ class RunSummary:
     blessed: Optional[bool]
     pushed_dir: Optional[str]
     pushed_version: Optional[str]
+    anomalies: dict = dataclasses.field(default_factory=dict)  # validator node -> [Anomaly]
     log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
@@ -76,6 +77,7 @@ def read_latest_run(sqlite_path: str, pipeline_name: str) -> RunSummary:
             execution_id=execution.id,
         ))
     summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
+    _add_validation(summary)
     _add_training(summary)
     _add_evaluation(summary)
     _add_push(summary)
@@ -91,6 +93,24 @@ def _outputs(store, execution_id: int) -> dict:
         key = event.path.steps[0].key if event.path.steps else "?"
         outputs.setdefault(key, []).append(artifacts[event.artifact_id])
     return outputs
+
+
+def _add_validation(summary: RunSummary) -> None:
+    from components import anomalies as anomalies_lib
+
+    for c in summary.components:
+        for artifact in c.outputs.get("anomalies", []):
+            summary.anomalies[c.node_id] = anomalies_lib.read(artifact.uri)
+
+
+def format_anomalies(summary: RunSummary) -> list:
+    """One line per validator, then one per anomaly it found."""
+    lines = []
+    for node, found in summary.anomalies.items():
+        lines.append(f"  {node}: " + (f"{len(found)} anomal{'y' if len(found) == 1 else 'ies'}" if found
+                                      else "no anomalies"))
+        lines.extend(f"    {a.sentence()}" for a in found)
+    return lines
 
 
 def _add_training(summary: RunSummary) -> None:
@@ -166,6 +186,9 @@ def format_summary(summary: RunSummary) -> str:
     lines = [f"run {summary.run_id}", "  component                       state      seconds"]
     for c in summary.components:
         lines.append(f"  {c.node_id:<31} {c.state:<10} {c.seconds:7.1f}")
+    if summary.anomalies:
+        lines.append("data validation:")
+        lines.extend(format_anomalies(summary))
     if summary.training:
         t = summary.training
         hit = (f"reached {t['threshold']} at epoch {t['threshold_epoch']}" if t["threshold_epoch"]

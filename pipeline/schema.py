@@ -1,0 +1,48 @@
+"""The curated schema (schema.pbtxt beside this file), fitted to a class set.
+
+The committed file is the reviewed schema for the default classes; for another
+class set only the two class domains change. The runner writes the result
+under a content-addressed name, so ImportSchemaGen's cache (keyed on the path)
+can never serve a stale schema.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+from components.trainer import features
+
+CURATED_SCHEMA = Path(__file__).resolve().parent / "schema.pbtxt"
+
+
+def for_classes(class_names: Sequence[str]):
+    """The curated Schema proto with the label and class-name domains set to
+    class_names (sorted: the label is the index in that order)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    classes = sorted(class_names)
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"a class set needs at least two distinct names, got {list(class_names)}")
+    schema = text_format.Parse(CURATED_SCHEMA.read_text(), schema_pb2.Schema())
+    label = next(f for f in schema.feature if f.name == features.LABEL_KEY)
+    label.int_domain.min, label.int_domain.max = 0, len(classes) - 1
+    domain = next(d for d in schema.string_domain if d.name == features.CLASS_NAME_KEY)
+    del domain.value[:]
+    domain.value.extend(classes)
+    return schema
+
+
+def write_for_classes(class_names: Sequence[str], out_dir: Path) -> Path:
+    """Writes for_classes(class_names) as out_dir/schema-<hash>.pbtxt; returns the path."""
+    from google.protobuf import text_format
+
+    text = text_format.MessageToString(for_classes(class_names))
+    path = Path(out_dir) / f"schema-{hashlib.sha256(text.encode()).hexdigest()[:12]}.pbtxt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
