@@ -33,8 +33,9 @@ def check_examples(serialized: Iterable[bytes], class_names: Sequence[str], heig
     """Decodes each serialized tf.Example's image and checks it.
 
     Returns (Anomalies proto, summary dict). The label must be the index of
-    class_name in the sorted class set; a class_name outside the set is left
-    to the schema (ExampleValidator names it)."""
+    class_name in the sorted class set. A class_name outside the set is also
+    the schema's anomaly, but ExampleValidator gives only a percentage; this
+    names the files to fix."""
     import tensorflow as tf
     from PIL import Image
     from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -51,7 +52,10 @@ def check_examples(serialized: Iterable[bytes], class_names: Sequence[str], heig
         label = _first(feature[features.LABEL_KEY].int64_list.value, None)
         summary["examples"] += 1
         summary["classes"][class_name] += 1
-        if class_name in classes and label is not None and label != classes.index(class_name):
+        if class_name not in classes:
+            problems[(features.CLASS_NAME_KEY, "Class outside the class set", "one of " + ", ".join(classes),
+                      repr(class_name))].append(name)
+        elif label is not None and label != classes.index(class_name):
             problems[(features.LABEL_KEY, "Label does not match class name",
                       f"label {classes.index(class_name)} for class {class_name!r}", f"label {label}")].append(name)
         data = _first(feature[features.IMAGE_KEY].bytes_list.value, None)

@@ -69,8 +69,13 @@ def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[
     for entry in entries:
         if entry.is_file() and not entry.name.startswith("."):
             skipped.append({"file": entry.name, "reason": "file outside any class folder"})
+    def unreadable(error: OSError):  # os.walk would skip such a folder silently
+        rel = os.path.relpath(error.filename, data_dir) if error.filename else "?"
+        skipped.append({"file": rel + "/", "reason": f"unreadable folder ({error.strerror}): "
+                        "fix its permissions to include its images"})
+
     for name in class_names:
-        for root, dirs, names in os.walk(data_dir / name, followlinks=True):
+        for root, dirs, names in os.walk(data_dir / name, onerror=unreadable, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for file_name in sorted(names):
                 rel = os.path.relpath(os.path.join(root, file_name), data_dir)

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from pipeline import configs
@@ -25,6 +26,10 @@ def _quiet_tensorflow() -> None:
     # lines. The Trainer installs its user-code wheel with a pip subprocess.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PIP_QUIET", "1")
+    # Google's client libraries (pulled in by TFX's GCP extras) warn about
+    # Python 3.10 and old grpcio on import: ~30 lines on every command, about
+    # versions TFX 1.16 pins. Only those, only FutureWarning.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 
 
 def cmd_generate(args) -> int:
@@ -117,6 +122,25 @@ def cmd_run(args) -> int:
     return 0 if summary.pushed_dir or summary.blessed else EXIT_NOT_BLESSED
 
 
+def cmd_inspect(args) -> int:
+    _quiet_tensorflow()
+    from pipeline import local_runner, run_inspection
+
+    paths = local_runner.make_paths(args.pipeline_root)
+    try:
+        inspection = run_inspection.inspect_run(str(paths.metadata_path), configs.PIPELINE_NAME, args.run)
+    except LookupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(run_inspection.format_inspection(inspection))
+    if args.html:
+        from pipeline import html_report
+
+        html_report.write(inspection, args.html)
+        print(f"HTML report: {args.html.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from data.emoji_faces import DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED
 
@@ -159,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a Beam pipeline option, repeatable, e.g. --beam-arg=--direct_num_workers=2")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
     run.set_defaults(func=cmd_run)
+
+    insp = sub.add_parser("inspect", help="show a run's statistics, schema, anomalies, model and lineage")
+    insp.add_argument("--pipeline-root", type=Path, default=None,
+                      help="the run's pipeline root (default: ./pipeline_output)")
+    insp.add_argument("--run", default=None, metavar="RUN_ID", help="a run id as `happysad run` prints it "
+                      "(default: the latest run)")
+    insp.add_argument("--html", type=Path, default=None, metavar="PATH", help="also write a one-file HTML report")
+    insp.set_defaults(func=cmd_inspect)
     return parser
 
 

@@ -110,14 +110,16 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
         dag_runner = BeamDagRunner()
     try:
-        dag_runner.run(pipeline)
+        with progress_lib.console_to_log(log_path) as console:
+            reporter.stream = console  # status lines only; the rest is in the log
+            dag_runner.run(pipeline)
     except Exception as e:  # name the component that was running when it broke
         node = next(iter(reporter.running), None)
         try:
-            failed_run = run_summary.read_latest_run(str(paths.metadata_path), configs.PIPELINE_NAME)
+            failed_run = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME)
         except Exception:  # the store may not exist if the very first step broke
             failed_run = None
         raise PipelineFailed(node, e, log_path, failed_run) from e
-    summary = run_summary.read_latest_run(str(paths.metadata_path), configs.PIPELINE_NAME)
+    summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME)
     summary.log_path = log_path
     return summary

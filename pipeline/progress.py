@@ -2,11 +2,15 @@
 
 TFX's Beam and local runners log "node X is running." / "Component X is
 finished." through absl; a logging handler turns those into one line each on
-the console, and everything else goes to the run's log file.
+the console, and everything else goes to the run's log file - including what
+bypasses Python logging: TensorFlow's C++ log lines, Keras' epoch lines and the
+setup.py/pip output of the Trainer's user-code wheel (see console_to_log).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import sys
 import time
@@ -57,5 +61,33 @@ def capture_logs(log_path: str, progress: ComponentProgress) -> None:
         for handler in list(named.handlers):
             named.removeHandler(handler)
         named.propagate = True
-    logging.getLogger("absl").setLevel(logging.INFO)
+    # Through absl's own setter: TensorFlow's SavedModel export saves and
+    # restores absl's verbosity flag, which would otherwise put the absl logger
+    # back to WARNING mid-Trainer and silence every later status line.
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
     logging.captureWarnings(True)
+
+
+@contextlib.contextmanager
+def console_to_log(log_path: str):
+    """Points file descriptors 1 and 2 (and so every child process and C++
+    library) at log_path for the duration; yields a stream to the real console."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield console
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        console.close()

@@ -1,6 +1,6 @@
 """What a pipeline run did, read back from ML Metadata (not by globbing folders).
 
-read_latest_run() -> RunSummary; format_summary() turns it into the lines
+read_run() -> RunSummary; format_summary() turns it into the lines
 `happysad run` ends with.
 """
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+# On a one-class slice only these mean anything (AUC, precision, recall do not).
+CLASS_METRICS = ("binary_accuracy", "example_count")
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
@@ -52,17 +54,35 @@ def connection_config(sqlite_path: str, read_only: bool = False) -> metadata_sto
     return config
 
 
-def read_latest_run(sqlite_path: str, pipeline_name: str) -> RunSummary:
-    """Summarises the newest run of `pipeline_name` recorded in the store."""
-    store = metadata_store.MetadataStore(connection_config(sqlite_path, read_only=True))
+def open_store(sqlite_path: str):
+    if not os.path.exists(sqlite_path):
+        raise LookupError(f"no ML Metadata store at {sqlite_path} (run the pipeline first, or give its root)")
+    return metadata_store.MetadataStore(connection_config(sqlite_path, read_only=True))
+
+
+def list_runs(store, pipeline_name: str) -> list:
+    """The pipeline's run contexts in MLMD, oldest first."""
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is None:
-        raise LookupError(f"no run of pipeline {pipeline_name!r} recorded in {sqlite_path}")
+        return []
     runs = [c for c in store.get_contexts_by_type("pipeline_run")
             if pipeline_ctx.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}]
+    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
+    """Summarises one run of `pipeline_name` (default: the newest)."""
+    store = open_store(sqlite_path)
+    runs = list_runs(store, pipeline_name)
     if not runs:
         raise LookupError(f"pipeline {pipeline_name!r} in {sqlite_path} has no recorded run")
-    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    if run_id is None:
+        run = runs[-1]
+    else:
+        run = next((r for r in runs if r.name == run_id), None)
+        if run is None:
+            raise LookupError(f"no run {run_id!r} of {pipeline_name!r} in {sqlite_path}; recorded runs: "
+                              + ", ".join(r.name for r in runs[-10:]))
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
 
     components = []
@@ -202,7 +222,7 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"evaluation (eval split): {shown}")
         for name, values in sorted(summary.class_metrics.items()):
             lines.append(f"  {name}: " + ", ".join(
-                f"{k} {v:.4g}" for k, v in sorted(values.items()) if k in ("binary_accuracy", "example_count")))
+                f"{k} {v:.4g}" for k, v in sorted(values.items()) if k in CLASS_METRICS))
     if summary.blessed is not None:
         lines.append("blessed: yes" if summary.blessed else "blessed: NO - the model failed the gate:")
         lines.extend(f"  {reason}" for reason in summary.failed_thresholds)

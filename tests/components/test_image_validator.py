@@ -54,20 +54,23 @@ def test_each_kind_of_bad_image_is_named_with_its_count_and_files():
         _example(b"hello, not an image", filename="text.png"),
         _example(_png(fmt="GIF", mode="P"), filename="anim.gif"),
         _example(good, "sad", label=0, filename="mislabelled.png"),
+        _example(good, "angry", label=1, filename="angry.png"),
     ]
     found, summary = image_validator.check_examples(records, CLASSES, 150, 150)
     reasons = _reasons(found)
     undecodable = [r for r in reasons if r[1] == "Image does not decode"]
     assert sorted(d.split("(")[-1] for _, _, d in undecodable) == ["cut.png)", "text.png)"]
     assert [r for r in reasons if r[1] != "Image does not decode"] == [
-        ("image", "Unsupported image format", "expected PNG or JPEG, found GIF in 1 of 8 examples (anim.gif)"),
-        ("image", "Wrong colour mode", "expected RGB or RGBA, found L in 1 of 8 examples (gray.png)"),
-        ("image", "Wrong colour mode", "expected RGB or RGBA, found P in 1 of 8 examples (anim.gif)"),
-        ("image", "Wrong image size", "expected 150x150, found 64x64 in 2 of 8 examples (small1.png, small2.png)"),
+        ("class_name", "Class outside the class set", "expected one of happy, sad, found 'angry' in 1 of 9 examples "
+         "(angry.png)"),
+        ("image", "Unsupported image format", "expected PNG or JPEG, found GIF in 1 of 9 examples (anim.gif)"),
+        ("image", "Wrong colour mode", "expected RGB or RGBA, found L in 1 of 9 examples (gray.png)"),
+        ("image", "Wrong colour mode", "expected RGB or RGBA, found P in 1 of 9 examples (anim.gif)"),
+        ("image", "Wrong image size", "expected 150x150, found 64x64 in 2 of 9 examples (small1.png, small2.png)"),
         ("label", "Label does not match class name",
-         "expected label 1 for class 'sad', found label 0 in 1 of 8 examples (mislabelled.png)"),
+         "expected label 1 for class 'sad', found label 0 in 1 of 9 examples (mislabelled.png)"),
     ]
-    assert summary["sizes"] == {"150x150": 4, "64x64": 2}  # undecodable files have no size
+    assert summary["sizes"] == {"150x150": 5, "64x64": 2}  # undecodable files have no size
 
 
 def test_anomalies_round_trip_through_the_artifact_layout_and_stop_the_gate(tmp_path):

@@ -195,3 +195,26 @@ def test_parallel_and_serial_ingestion_give_the_same_records(tmp_path):
                for p in (serial.tfrecord_path, parallel.tfrecord_path)]
     assert len(records[0]) == ingest._PARALLEL_FROM + 4
     assert records[0] == records[1]
+
+
+def test_an_unreadable_sub_folder_is_reported_and_the_rest_kept(tmp_path, monkeypatch):
+    # Tests run as root here, where chmod cannot make a folder unreadable; the
+    # PermissionError os.walk would meet is raised for one folder instead.
+    root = tmp_path / "images"
+    for c, cls in enumerate(("happy", "sad")):
+        for i in range(2):  # four distinct images (identical ones would be duplicates)
+            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (40 + 100 * c, 40 + 100 * i, 0))))
+    locked = root / "sad" / "batch2"
+    _write(locked / "9.png", _png(Image.new("RGB", (150, 150), (0, 0, 200))))
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = ingest.ingest(root, tmp_path / "out", progress=False)
+    assert result.counts == {"happy": 2, "sad": 2}
+    assert {"file": "sad/batch2/", "reason": "unreadable folder (Permission denied): fix its permissions to "
+            "include its images"} in result.skipped

@@ -8,6 +8,7 @@ would type them.
 """
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,10 @@ from data import emoji_faces
 
 REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
-COMPONENTS = ["ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer",
+COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
+              "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate", "Trainer",
               "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+RESOLVERS = ("previous_statistics_resolver", "latest_blessed_model_resolver")
 State = metadata_store_pb2.Execution.State
 
 
@@ -94,14 +97,23 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     statistics = Path(ws.io(statistics_gen, metadata_store_pb2.Event.OUTPUT, "statistics")[0].uri)
     assert (statistics / "Split-train" / "FeatureStats.pb").stat().st_size > 0
 
-    (schema_gen,) = ws.executions("SchemaGen")
+    (schema_gen,) = ws.executions("ImportSchemaGen")
     schema = (Path(ws.io(schema_gen, metadata_store_pb2.Event.OUTPUT, "schema")[0].uri) / "schema.pbtxt").read_text()
     for feature in ("image", "label", "class_name", "filename"):
         assert f'name: "{feature}"' in schema
+    assert "max_image_byte_size" in schema and "happy_000" not in schema  # curated, not inferred
 
-    (validator,) = ws.executions("ExampleValidator")
-    anomalies = Path(ws.io(validator, metadata_store_pb2.Event.OUTPUT, "anomalies")[0].uri)
-    assert (anomalies / "Split-eval" / "SchemaDiff.pb").exists()
+    for node, layout in [("ExampleValidator", "Split-eval"), ("ImageValidator", "Split-eval"),
+                         ("SkewValidator", "SplitPair-eval_train"), ("DriftValidator", None)]:
+        (validator,) = ws.executions(node)
+        (anomalies,) = ws.io(validator, metadata_store_pb2.Event.OUTPUT, "anomalies")
+        if layout:  # the drift check has no baseline on a first run
+            assert (Path(anomalies.uri) / layout / "SchemaDiff.pb").exists(), node
+    (image_validator,) = ws.executions("ImageValidator")
+    image_summary = json.loads((Path(ws.io(image_validator, metadata_store_pb2.Event.OUTPUT, "anomalies")[0].uri)
+                                / "Split-train" / "image_summary.json").read_text())
+    assert image_summary["sizes"] == {"150x150": image_summary["examples"]}
+    assert sum(image_summary["classes"].values()) == image_summary["examples"] > 50
 
     (trainer,) = ws.executions("Trainer")
     model = Path(ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model")[0].uri)
@@ -130,10 +142,63 @@ def test_run_ends_with_a_readable_summary(ws, first_run):
     out = first_run.stdout
     for node in COMPONENTS:
         assert f"{node} " in out
+    assert "DataGate" in out and "ImageValidator: no anomalies" in out
+    # A status line per component, through to the last (TF's SavedModel export
+    # once silenced the ones after the Trainer); build noise stays in the log.
+    assert re.search(r"\] Pusher +done", out) and re.search(r"\] Evaluator +done", out)
+    assert "bdist_wheel" not in out + first_run.stderr and "Epoch 1/" not in out
     assert "reached 0.999 at epoch" in out
     assert "binary_accuracy" in out and "auc" in out
     assert "blessed: yes" in out
     assert f"pushed: {ws.serving / 'happysad'}/" in out
+
+
+def _inspect(ws, *extra, expect=0):
+    result = subprocess.run([HAPPYSAD, "inspect", "--pipeline-root", str(ws.root), *extra],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == expect, result.stdout + result.stderr
+    return result
+
+
+def test_inspect_reads_the_run_back_from_ml_metadata(ws, first_run, tmp_path):
+    run_id = first_run.stdout.split("\nrun ", 1)[1].split()[0]
+    out = _inspect(ws, "--run", run_id).stdout
+    assert out.startswith(f"run {run_id}:")
+    (example_gen,) = ws.executions("ImportExampleGen")
+    examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
+    train = sum(1 for _ in __import__("tensorflow").data.TFRecordDataset(
+        [str(p) for p in (examples / "Split-train").glob("*.gz")], compression_type="GZIP"))
+    assert f"  train: {train} examples; happy " in out and f"  eval: {80 - train} examples; happy " in out
+    assert f"sizes: 150x150 {train}" in out and f"modes: RGB {train}" in out
+    assert "class_name  BYTES  required (1 of examples)     one of happy, sad" in out
+    assert "ExampleValidator: no anomalies" in out and "DriftValidator: no anomalies" in out
+    assert "blessed: yes" in out
+    lineage = out.split("lineage (")[1]
+    assert lineage.splitlines()[1].startswith("  PushedModel ")
+    assert "<- Pusher (execution" in lineage and "<- Trainer (execution" in lineage
+    assert f"<- ImportExampleGen (execution {example_gen.id}) from {ws.root / 'tfrecords'}" in lineage
+    assert "ExampleAnomalies" in lineage and "<- ImageValidator (execution" in lineage
+
+    missing = _inspect(ws, "--run", "no-such-run", expect=1)
+    assert "no run 'no-such-run'" in missing.stderr and run_id in missing.stderr
+
+
+def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browser):
+    report = tmp_path / "report.html"
+    out = _inspect(ws, "--html", str(report)).stdout
+    assert f"HTML report: {report}" in out
+    browser.get(report.as_uri())
+    text = browser.find_element("tag name", "body").text  # what is rendered, not the markup
+    assert browser.find_element("id", "verdict").text.startswith("Blessed and pushed")
+    accuracy = float(first_run.stdout.split("binary_accuracy ")[1].split(",")[0])
+    train = int(out.split("  train: ")[1].split(" examples")[0])
+    assert f"overall {80 - train} {accuracy:.4g}" in text  # the metrics table's row, as rendered
+    assert f"train: {train} examples" in text
+    assert "no anomalies" in text and "class_name BYTES" in text
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+    assert ["training curves", True] in images
+    assert sum(ok for _, ok in images) == len(images) >= 1 + 2 * 8  # curves + 8 faces per class
 
 
 def test_pushed_model_classifies_freshly_generated_faces(ws, first_run, tmp_path):
@@ -157,8 +222,8 @@ def test_cached_rerun_executes_nothing_new(ws, first_run):
     second = ws.run()
     for node in COMPONENTS:
         states = [e.last_known_state for e in ws.executions(node)]
-        # The resolver always resolves; everything else is a cache hit.
-        expected = State.COMPLETE if node == "latest_blessed_model_resolver" else State.CACHED
+        # Resolvers always resolve; everything else is a cache hit.
+        expected = State.COMPLETE if node in RESOLVERS else State.CACHED
         assert states == [State.COMPLETE, expected], node
     assert ws.versions() == versions  # nothing pushed twice
     assert "CACHED" in second.stdout
@@ -175,6 +240,12 @@ def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, 
     (baseline,) = ws.io(evaluator, metadata_store_pb2.Event.INPUT, "baseline_model")
     (candidate,) = ws.io(evaluator, metadata_store_pb2.Event.INPUT, "model")
     assert baseline.id == first_model.id != candidate.id
+    # The drift check compares the new statistics with the first run's.
+    (first_stats,) = ws.io(ws.executions("StatisticsGen")[0], metadata_store_pb2.Event.OUTPUT, "statistics")
+    drift = ws.executions("DriftValidator")[-1]
+    (previous,) = ws.io(drift, metadata_store_pb2.Event.INPUT, "baseline_statistics")
+    (current,) = ws.io(drift, metadata_store_pb2.Event.INPUT, "statistics")
+    assert previous.id == first_stats.id != current.id
 
 
 def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path):
@@ -214,6 +285,65 @@ def test_a_failing_component_is_named_and_exits_non_zero(ws, first_run, tmp_path
     assert "FAILED: component Pusher failed" in result.stderr
     assert "full log:" in result.stderr
     assert ws.executions("Pusher")[-1].last_known_state == State.FAILED
+
+
+def test_label_drift_against_the_previous_run_stops_the_run_before_training(ws, first_run):
+    """Last on `ws`: its data is left drifted. Most sad faces go missing."""
+    trained = len(ws.executions("Trainer"))
+    for face in sorted((ws.data / "sad").glob("*.png"))[6:]:
+        face.unlink()
+    result = ws.run(expect=(4,))
+    assert "DriftValidator: " in result.stdout and "High Linfty distance" in result.stdout
+    assert "REJECTED" in result.stderr
+    assert ws.executions("DataGate")[-1].last_known_state == State.FAILED
+    assert len(ws.executions("Trainer")) == trained  # the Trainer never started
+
+
+def _write_tfrecords(path: Path, examples) -> None:
+    import tensorflow as tf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for example in examples:
+            writer.write(example.SerializeToString())
+
+
+def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_run, tmp_path):
+    """TFRecords made elsewhere (not ingested): validation is all that stands
+    between them and the Trainer."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    ingested = tf.data.TFRecordDataset(str(ws.root / "tfrecords" / "images.tfrecord.gz"), compression_type="GZIP")
+    examples = [tf.train.Example.FromString(r) for r in ingested.as_numpy_iterator()]
+    for i, example in enumerate(examples[:6]):
+        feature = example.features.feature
+        image = Image.open(io.BytesIO(feature["image"].bytes_list.value[0]))
+        if i < 2:
+            image = image.resize((64, 64))
+        elif i < 4:
+            image = image.convert("L")
+        else:
+            feature["class_name"].bytes_list.value[0] = b"angry"
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        feature["image"].bytes_list.value[0] = buf.getvalue()
+    _write_tfrecords(tmp_path / "tfrecords" / "made-elsewhere.tfrecord.gz", examples)
+
+    root, serving = tmp_path / "pipeline_output", tmp_path / "serving_model"
+    result = subprocess.run(
+        [HAPPYSAD, "run", "--tfrecords", str(tmp_path / "tfrecords"), "--pipeline-root", str(root),
+         "--serving-dir", str(serving)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 4, result.stdout + result.stderr
+    out = result.stdout
+    assert "image: Wrong image size - expected 150x150, found 64x64 in " in out
+    assert "image: Wrong colour mode - expected RGB or RGBA, found L in " in out
+    assert "class_name: Unexpected string values" in out and "angry" in out
+    table = out.split("  component ")[1].split("data validation:")[0]
+    assert "DataGate                        FAILED" in table and "Trainer" not in table
+    assert not serving.exists()
 
 
 def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_factory):

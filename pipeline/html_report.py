@@ -1,0 +1,185 @@
+"""One static HTML file for a run: statistics, schema, anomalies, training
+curves, metrics, lineage and sample images per class.
+
+Self-contained (images inline as data URIs, no script, no network): TFDV's
+own get_statistics_html() loads Facets from the internet, which a CI box or an
+air-gapped cluster cannot reach, so the charts here are plain HTML and CSS.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+
+from pipeline import run_inspection, run_summary
+
+SAMPLES_PER_CLASS = 8
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{background:#5b8def;height:1em;display:inline-block;vertical-align:middle}
+.ok{color:#176b2c;font-weight:600}.bad{color:#b00020;font-weight:600}
+.grid img{width:75px;height:75px;margin:2px;border:1px solid #ddd}
+ul.lineage{font-family:monospace;font-size:12px}code{font-size:12px}
+"""
+
+
+def write(inspection: run_inspection.Inspection, path: Path) -> None:
+    """Writes the report to path (atomically: a reader never sees half a page)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render(inspection), encoding="utf-8")
+    tmp.replace(path)
+
+
+def render(inspection: run_inspection.Inspection) -> str:
+    s = inspection.summary
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>happysad run {_e(s.run_id)}</title>",
+             f"<style>{_STYLE}</style></head><body>",
+             f"<h1>happysad run <code>{_e(s.run_id)}</code></h1>",
+             _verdict(s), _components(s), _statistics(inspection.statistics), _schema(inspection),
+             _anomalies(s), _training(s), _metrics(s), _samples(inspection.examples_uri),
+             "<h2>Lineage</h2><p>Each artefact, the execution that made it, and that execution's inputs.</p>",
+             _lineage(inspection.lineage), "</body></html>"]
+    return "\n".join(parts)
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _table(headers, rows, numeric=()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(
+        f"<td class=num>{_e(c)}</td>" if i in numeric else f"<td>{c if isinstance(c, _Raw) else _e(c)}</td>"
+        for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class _Raw(str):
+    """Already-escaped HTML for a table cell."""
+
+
+def _verdict(s) -> str:
+    rejected = any(found for found in s.anomalies.values())
+    if s.pushed_dir:
+        return f"<p class=ok id=verdict>Blessed and pushed: <code>{_e(s.pushed_dir)}</code> (version {_e(s.pushed_version)})</p>"
+    if rejected:
+        return "<p class=bad id=verdict>Data rejected: the anomalies below stopped the run before training.</p>"
+    if s.blessed is False:
+        return "<p class=bad id=verdict>Not blessed: the model failed the gate; nothing was pushed.</p>"
+    return "<p id=verdict>Nothing pushed by this run.</p>"
+
+
+def _components(s) -> str:
+    return "<h2>Components</h2>" + _table(["component", "state", "seconds"],
+                                          [(c.node_id, c.state, f"{c.seconds:.1f}") for c in s.components], {2})
+
+
+def _statistics(stats) -> str:
+    out = ["<h2>Data statistics</h2>"]
+    for st in stats:
+        out.append(f"<h3>{_e(st.split)}: {st.examples} examples</h3>")
+        rows = [(name, count, f"{count / st.examples:.0%}" if st.examples else "",
+                 _Raw(f'<span class=bar style="width:{200 * count / max(st.examples, 1):.0f}px"></span>'))
+                for name, count in sorted(st.classes.items())]
+        out.append(_table(["class", "examples", "share", ""], rows, {1, 2}))
+        if st.image_bytes:
+            b = st.image_bytes
+            out.append(_table(["image bytes", "min", "mean", "max"],
+                              [("encoded size", f"{b['min']:,.0f}", f"{b['mean']:,.0f}", f"{b['max']:,.0f}")], {1, 2, 3}))
+        for key, title in (("sizes", "image size"), ("formats", "format"), ("modes", "colour mode")):
+            if st.images.get(key):
+                out.append(_table([title, "examples"], sorted(st.images[key].items()), {1}))
+    return "\n".join(out) if stats else "<h2>Data statistics</h2><p>No statistics in this run.</p>"
+
+
+def _schema(inspection) -> str:
+    return (f"<h2>Schema</h2><p>Curated: <code>{_e(inspection.schema_uri)}</code></p>"
+            + _table(["feature", "type", "presence", "domain"], inspection.schema))
+
+
+def _anomalies(s) -> str:
+    rows = []
+    for node, found in s.anomalies.items():
+        if not found:
+            rows.append((node, "", "", _Raw("<span class=ok>no anomalies</span>"), ""))
+        rows.extend((node, a.split, a.feature, _Raw(f"<span class=bad>{_e(a.short)}</span>"), a.description)
+                    for a in found)
+    return "<h2>Anomalies</h2>" + (_table(["validator", "split", "feature", "anomaly", "details"], rows)
+                                   if rows else "<p>No validator ran.</p>")
+
+
+def _img(png: bytes, alt: str, css: str = "") -> str:
+    return f'<img alt="{_e(alt)}" {css} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _training(s) -> str:
+    if not s.training:
+        return "<h2>Training</h2><p>The Trainer did not run.</p>"
+    t = s.training
+    out = ["<h2>Training</h2>", _table(["epochs run", "threshold epoch", "final accuracy", "final eval accuracy"],
+                                       [(t["epochs_run"], t["threshold_epoch"], f"{t['final_accuracy']:.4f}",
+                                         f"{t['final_val_accuracy']:.4f}")], {0, 1, 2, 3})]
+    if s.training_curves and os.path.exists(s.training_curves):
+        out.append(_img(Path(s.training_curves).read_bytes(), "training curves", 'id=curves style="max-width:100%"'))
+    return "\n".join(out)
+
+
+def _metrics(s) -> str:
+    if not s.metrics:
+        return "<h2>Evaluation</h2><p>The Evaluator did not run.</p>"
+    rows = [("overall", *(f"{s.metrics.get(k, float('nan')):.4g}" for k in ("example_count", "binary_accuracy", "auc")))]
+    rows += [(name, f"{v.get('example_count', float('nan')):.4g}", f"{v.get('binary_accuracy', float('nan')):.4g}", "")
+             for name, v in sorted(s.class_metrics.items())]
+    verdict = ("<p class=ok>Blessed.</p>" if s.blessed else
+               "<p class=bad>Not blessed:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in s.failed_thresholds) + "</ul>")
+    return "<h2>Evaluation (eval split)</h2>" + _table(["slice", "examples", "accuracy", "AUC"], rows, {1, 2, 3}) + verdict
+
+
+def _samples(examples_uri) -> str:
+    if not examples_uri:
+        return ""
+    import tensorflow as tf
+    from PIL import Image
+
+    from components.image_validator import read_split
+
+    per_class: dict = {}
+    for record in read_split(examples_uri, "train"):
+        feature = tf.train.Example.FromString(record).features.feature
+        name = feature["class_name"].bytes_list.value[0].decode(errors="replace")
+        if len(per_class.setdefault(name, [])) < SAMPLES_PER_CLASS:
+            try:  # re-encode small: the report stays light and shows what decodes
+                image = Image.open(io.BytesIO(feature["image"].bytes_list.value[0])).convert("RGB")
+                image.thumbnail((75, 75))
+                buf = io.BytesIO()
+                image.save(buf, "PNG")
+                per_class[name].append((feature["filename"].bytes_list.value[0].decode(errors="replace"),
+                                        buf.getvalue()))
+            except Exception:
+                continue
+    out = ["<h2>Sample images (train split)</h2>"]
+    for name, images in sorted(per_class.items()):
+        out.append(f"<h3>{_e(name)}</h3><div class=grid>" + "".join(_img(png, f) for f, png in images) + "</div>")
+    return "\n".join(out)
+
+
+def _lineage(nodes) -> str:
+    if not nodes:
+        return ""
+    items = []
+    for node in nodes:
+        if node.seen_above:
+            items.append(f"<li>{_e(node.artifact_type)} {node.artifact_id} (above)</li>")
+            continue
+        made = f" &larr; {_e(node.producer)}" if node.producer else ""
+        items.append(f"<li><b>{_e(node.artifact_type)} {node.artifact_id}</b>{made}: <code>{_e(node.uri)}</code>"
+                     f"{_lineage(node.inputs)}</li>")
+    return "<ul class=lineage>" + "".join(items) + "</ul>"
