@@ -18,6 +18,7 @@ from pipeline.local_runner import RUNNERS
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
 EXIT_DATA_REJECTED = 4
+DEFAULT_MODEL_BASE = Path("serving_model") / configs.MODEL_NAME  # where `happysad run` pushes
 DATA_GATE = "DataGate"
 
 
@@ -141,6 +142,43 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    _quiet_tensorflow()
+    from serving import model_registry, server
+
+    if args.model_config_file:
+        models = model_registry.read_model_config(str(args.model_config_file))
+    else:
+        models = [model_registry.ModelConfig(args.model_name, str(args.model_base_path.resolve()))]
+    server.run(server.ServerConfig(models=models, host=args.host, rest_port=args.rest_port,
+                                   grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
+                                   max_request_bytes=args.max_request_bytes))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    _quiet_tensorflow()
+    from serving import client
+
+    images = []
+    for path in args.images:
+        try:
+            images.append(path.read_bytes())
+        except OSError as e:
+            print(f"error: cannot read {path}: {e.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+    try:
+        model_dir = "" if args.server else str(args.model_dir or client.latest_version_dir(
+            str(DEFAULT_MODEL_BASE)))
+        rows = client.predict(images, server=args.server, model=args.model, model_dir=model_dir)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for path, (name, probability) in zip(args.images, rows):
+        print(f"{path}\t{name}\t{probability:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from data.emoji_faces import DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED
 
@@ -191,6 +229,31 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: the latest run)")
     insp.add_argument("--html", type=Path, default=None, metavar="PATH", help="also write a one-file HTML report")
     insp.set_defaults(func=cmd_inspect)
+
+    srv = sub.add_parser("serve", help="serve pushed models over TF Serving's REST and gRPC APIs "
+                         "(a development stand-in for TF Serving)")
+    srv.add_argument("--model-base-path", type=Path, default=DEFAULT_MODEL_BASE,
+                     help="TF Serving base path: <path>/<version>/saved_model.pb (default: %(default)s)")
+    srv.add_argument("--model-name", default=configs.MODEL_NAME, help="(default: %(default)s)")
+    srv.add_argument("--model-config-file", type=Path, default=None,
+                     help="a TF Serving models.config instead (version policy, labels)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    srv.add_argument("--rest-port", type=int, default=8501, help="0 picks a free port (default: %(default)s)")
+    srv.add_argument("--grpc-port", type=int, default=8500, help="0 picks a free port (default: %(default)s)")
+    srv.add_argument("--poll-seconds", type=float, default=1.0,
+                     help="how often to look for new versions (default: %(default)s)")
+    srv.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
+                     help="larger request bodies are refused (default: %(default)s)")
+    srv.set_defaults(func=cmd_serve)
+
+    pred = sub.add_parser("predict", help="classify images: in-process, or through a REST/gRPC server")
+    pred.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    pred.add_argument("--server", default="", metavar="URL",
+                      help="http://HOST:8501 (REST) or grpc://HOST:8500 (gRPC); default: in-process")
+    pred.add_argument("--model", default=configs.MODEL_NAME, help="model name on the server (default: %(default)s)")
+    pred.add_argument("--model-dir", type=Path, default=None,
+                      help="SavedModel for in-process use (default: the latest version in serving_model/happysad)")
+    pred.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -176,10 +176,11 @@ def _lineage(nodes) -> str:
         return ""
     items = []
     for node in nodes:
+        name = f"{_e(node.role)}: " if node.role else ""
         if node.seen_above:
-            items.append(f"<li>{_e(node.artifact_type)} {node.artifact_id} (above)</li>")
+            items.append(f"<li>{name}{_e(node.artifact_type)} {node.artifact_id} (above)</li>")
             continue
         made = f" &larr; {_e(node.producer)}" if node.producer else ""
-        items.append(f"<li><b>{_e(node.artifact_type)} {node.artifact_id}</b>{made}: <code>{_e(node.uri)}</code>"
+        items.append(f"<li>{name}<b>{_e(node.artifact_type)} {node.artifact_id}</b>{made}: <code>{_e(node.uri)}</code>"
                      f"{_lineage(node.inputs)}</li>")
     return "<ul class=lineage>" + "".join(items) + "</ul>"

@@ -35,6 +35,7 @@ class LineageNode:
     producer: Optional[str]  # "<node> (execution N)", None for an external input
     inputs: list  # [LineageNode]
     seen_above: bool = False
+    role: str = ""  # the input key it was read under, e.g. "baseline_model"
 
 
 @dataclasses.dataclass
@@ -152,9 +153,9 @@ def _lineage(store, summary) -> list:
             names[execution_id] = ctx.split(".", 1)[-1]
         return names[execution_id]
 
-    def build(artifact_id):
+    def build(artifact_id, role=""):
         (artifact,) = store.get_artifacts_by_id([artifact_id])
-        node = LineageNode(types.get(artifact.type_id, "?"), artifact.id, artifact.uri, None, [])
+        node = LineageNode(types.get(artifact.type_id, "?"), artifact.id, artifact.uri, None, [], role=role)
         if artifact_id in seen:
             node.seen_above = True
             return node
@@ -165,11 +166,14 @@ def _lineage(store, summary) -> list:
             execution_id = made_by[0]
             node.producer = f"{node_name(execution_id)} (execution {execution_id})"
             (execution,) = store.get_executions_by_id([execution_id])
-            if "input_base" in execution.properties:  # ExampleGen: where the data came from
-                node.producer += f" from {execution.properties['input_base'].string_value}"
-            inputs = sorted({e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
+            for props in (execution.properties, execution.custom_properties):
+                for source in ("input_base", "schema_file"):  # the Import* nodes' outside input
+                    if source in props:
+                        node.producer += f" from {props[source].string_value}"
+            inputs = sorted({(e.path.steps[0].key if e.path.steps else "", e.artifact_id)
+                             for e in store.get_events_by_execution_ids([execution_id])
                              if e.type == metadata_store_pb2.Event.INPUT})
-            node.inputs = [build(i) for i in inputs]
+            node.inputs = [build(i, key) for key, i in inputs]
         return node
 
     return [build(a) for a in roots]
@@ -179,10 +183,11 @@ def format_lineage(nodes: list, indent: int = 2) -> list:
     lines = []
     for node in nodes:
         made = f" <- {node.producer}" if node.producer else ""
+        name = f"{node.role}: " if node.role else ""
         if node.seen_above:
-            lines.append(" " * indent + f"{node.artifact_type} {node.artifact_id} (above)")
+            lines.append(" " * indent + f"{name}{node.artifact_type} {node.artifact_id} (above)")
             continue
-        lines.append(" " * indent + f"{node.artifact_type} {node.artifact_id}{made}: {node.uri}")
+        lines.append(" " * indent + f"{name}{node.artifact_type} {node.artifact_id}{made}: {node.uri}")
         lines.extend(format_lineage(node.inputs, indent + 4))
     return lines
 

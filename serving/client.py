@@ -1,0 +1,85 @@
+"""`happysad predict`: classify images in-process, or through TF Serving's REST or gRPC API.
+
+The same three paths a user has in production: load the SavedModel, call
+TF Serving's REST :predict with {"b64": ...}, or its gRPC Predict with the
+official stubs. Each returns [(class name, probability of that class)].
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Sequence
+
+SIGNATURE = "serving_default"
+
+
+def latest_version_dir(base_path: str) -> str:
+    versions = [d for d in os.listdir(base_path) if d.isdigit()] if os.path.isdir(base_path) else []
+    if not versions:
+        raise FileNotFoundError(f"no pushed model under {base_path}: run `make run` first, or pass --model-dir")
+    return os.path.join(base_path, max(versions, key=int))
+
+
+def _rows(class_names, probabilities) -> list:
+    rows = []
+    for name, probs in zip(class_names, probabilities):
+        name = name.decode() if isinstance(name, bytes) else name
+        rows.append((name, float(max(probs))))
+    return rows
+
+
+def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(model_dir).signatures[SIGNATURE]
+    out = serve(images=tf.constant(list(images)))
+    return _rows(out["class_name"].numpy().tolist(), out["probabilities"].numpy().tolist())
+
+
+def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
+    body = json.dumps({"signature_name": SIGNATURE,
+                       "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
+    url = f"{server.rstrip('/')}/v1/models/{urllib.parse.quote(model)}:predict"
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            predictions = json.load(response)["predictions"]
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
+    except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
+        raise RuntimeError(f"{url}: {getattr(e, 'reason', e)} (is `happysad serve` or TF Serving running?)") from e
+    return _rows([p["class_name"] for p in predictions], [p["probabilities"] for p in predictions])
+
+
+def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = SIGNATURE
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+    with grpc.insecure_channel(target) as channel:
+        try:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise RuntimeError(f"{target}: {e.code().name}: {e.details()}") from e
+    return _rows(tf.make_ndarray(response.outputs["class_name"]).tolist(),
+                 tf.make_ndarray(response.outputs["probabilities"]).tolist())
+
+
+def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "") -> list:
+    """Dispatches on `server`: "" (in-process from model_dir), http://..., grpc://HOST:PORT."""
+    if not server:
+        return predict_in_process(model_dir, images)
+    scheme = urllib.parse.urlparse(server).scheme
+    if scheme in ("http", "https"):
+        return predict_rest(server, model, images)
+    if scheme == "grpc":
+        return predict_grpc(server[len("grpc://"):], model, images)
+    raise ValueError(f"--server {server}: expected http://HOST:PORT (REST) or grpc://HOST:PORT")

@@ -1,0 +1,156 @@
+"""TF Serving's gRPC API (the official tensorflow-serving-api protos) on grpc.aio.
+
+PredictionService: Predict, Classify, GetModelMetadata (Regress and
+MultiInference answer UNIMPLEMENTED: the model has no such signatures).
+ModelService: GetModelStatus. TensorFlow runs in the shared thread pool.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving import inference
+from serving.model_registry import Models, NotFound
+
+
+def _resolve(models: Models, spec):
+    registry = models.get(spec.name)
+    which = spec.WhichOneof("version_choice")
+    version = spec.version.value if which == "version" else None
+    label = spec.version_label if which == "version_label" else None
+    return registry, registry.resolve(version, label)
+
+
+def _fill_spec(target, registry, loaded, signature_name: str) -> None:
+    target.name = registry.name
+    target.version.value = loaded.version
+    target.signature_name = signature_name
+
+
+class _Calls:
+    """Maps our errors to gRPC status codes, TF work to the executor."""
+
+    def __init__(self, models: Models, executor: ThreadPoolExecutor):
+        self.models, self.executor = models, executor
+
+    async def call(self, context, fn, *args):
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        except NotFound as e:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except inference.FailedPrecondition as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except inference.InvalidArgument as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Calls):
+    async def Predict(self, request, context):
+        return await self.call(context, self._predict, request)
+
+    def _predict(self, request):
+        import tensorflow as tf
+
+        registry, loaded = _resolve(self.models, request.model_spec)
+        name = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
+        inputs = {}
+        for key, proto in request.inputs.items():
+            try:
+                inputs[key] = tf.make_ndarray(proto)
+            except Exception as e:  # a TensorProto whose content does not match its dtype/shape
+                raise inference.InvalidArgument(f"input {key!r} is not a valid TensorProto: {e}") from e
+        outputs = inference.run(loaded, name, inputs, tuple(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        _fill_spec(response.model_spec, registry, loaded, name)
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    async def Classify(self, request, context):
+        return await self.call(context, self._classify, request)
+
+    def _classify(self, request):
+        registry, loaded = _resolve(self.models, request.model_spec)
+        name = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
+        which = request.input.WhichOneof("kind")
+        if which == "example_list":
+            examples = [e.SerializeToString() for e in request.input.example_list.examples]
+        elif which == "example_list_with_context":
+            context = request.input.example_list_with_context.context
+            examples = []
+            for example in request.input.example_list_with_context.examples:
+                merged = type(example)()
+                merged.CopyFrom(context)
+                merged.MergeFrom(example)
+                examples.append(merged.SerializeToString())
+        else:
+            raise inference.InvalidArgument("Input is empty: set input.example_list")
+        response = classification_pb2.ClassificationResponse()
+        _fill_spec(response.model_spec, registry, loaded, name)
+        for row in inference.classify(loaded, name, examples):
+            classification = response.result.classifications.add()
+            for label, score in row:
+                classification.classes.add(label=label, score=score)
+        return response
+
+    async def GetModelMetadata(self, request, context):
+        return await self.call(context, self._metadata, request)
+
+    def _metadata(self, request):
+        if list(request.metadata_field) != ["signature_def"]:
+            raise inference.InvalidArgument("Metadata field signature_def is the only one supported; got "
+                                            f"{list(request.metadata_field)}")
+        registry, loaded = _resolve(self.models, request.model_spec)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature in loaded.signature_defs.items():
+            if not key.startswith("__"):
+                signature_map.signature_def[key].CopyFrom(signature)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        _fill_spec(response.model_spec, registry, loaded, "")
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+    async def Regress(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model has no regression signature")
+
+    async def MultiInference(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not served here")
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Calls):
+    async def GetModelStatus(self, request, context):
+        return await self.call(context, self._status, request)
+
+    def _status(self, request):
+        spec = request.model_spec
+        registry = self.models.get(spec.name)
+        which = spec.WhichOneof("version_choice")
+        rows = registry.status(spec.version.value if which == "version" else None,
+                               spec.version_label if which == "version_label" else None)
+        states = get_model_status_pb2.ModelVersionStatus.State
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version, state, error in rows:
+            status = response.model_version_status.add(version=version, state=states.Value(state))
+            status.status.error_code = 0 if not error else 2  # OK / UNKNOWN
+            status.status.error_message = error
+        return response
+
+    async def HandleReloadConfigRequest(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "reload the config by restarting happysad serve")
+
+
+def server(models: Models, executor: ThreadPoolExecutor, max_request_bytes: int) -> grpc.aio.Server:
+    srv = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request_bytes)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, executor), srv)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models, executor), srv)
+    return srv

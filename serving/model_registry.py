@@ -1,0 +1,185 @@
+"""The versions of one model that `happysad serve` holds, kept in step with its base path.
+
+TF Serving's layout: <base path>/<version>/saved_model.pb, versions being
+integers. Like TF Serving, the registry polls the base path, loads the
+versions its version policy wants (by default the latest one), and unloads the
+rest. A new version is loaded fully before it is swapped in, and requests
+already running keep the version they resolved, so a push never fails a
+request. A version that fails to load (e.g. still being copied) is retried on
+the next poll while the previous one keeps serving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from typing import Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    """No such model, version or label (TF Serving's NOT_FOUND)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionPolicy:
+    """TF Serving's ServableVersionPolicy: latest N, all, or specific versions."""
+
+    kind: str = "latest"  # latest | all | specific
+    num_versions: int = 1
+    versions: tuple = ()
+
+    def choose(self, available: Sequence[int]) -> list:
+        ordered = sorted(available)
+        if self.kind == "all":
+            return ordered
+        if self.kind == "specific":
+            return [v for v in ordered if v in self.versions]
+        return ordered[-self.num_versions:]
+
+
+@dataclasses.dataclass
+class LoadedVersion:
+    version: int
+    path: str
+    model: object  # the tf.saved_model.load() result (keeps the functions alive)
+    signatures: dict  # name -> concrete function
+    signature_defs: dict  # name -> SignatureDef proto (what GetModelMetadata returns)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    base_path: str
+    policy: VersionPolicy = VersionPolicy()
+    labels: tuple = ()  # ((label, version), ...)
+
+
+def read_model_config(path: str) -> list:
+    """The models of a TF Serving model config file (ModelServerConfig text proto)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(path) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    models = []
+    for model in config.model_config_list.config:
+        which = model.model_version_policy.WhichOneof("policy_choice")
+        if which == "all":
+            policy = VersionPolicy("all")
+        elif which == "specific":
+            policy = VersionPolicy("specific", versions=tuple(model.model_version_policy.specific.versions))
+        else:
+            policy = VersionPolicy("latest", num_versions=model.model_version_policy.latest.num_versions or 1)
+        base = model.base_path if os.path.isabs(model.base_path) else os.path.join(
+            os.path.dirname(os.path.abspath(path)), model.base_path)
+        models.append(ModelConfig(model.name, base, policy, tuple(sorted(model.version_labels.items()))))
+    return models
+
+
+def _signature_defs(path: str) -> dict:
+    from tensorflow.python.tools import saved_model_utils
+
+    return dict(saved_model_utils.get_meta_graph_def(path, "serve").signature_def)
+
+
+class ModelRegistry:
+    """Loaded versions of one model; poll() syncs them with the base path."""
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        self._versions: dict = {}  # version -> LoadedVersion; replaced, never mutated
+        self._failures: dict = {}  # version -> load error text
+        self._lock = threading.Lock()  # one poll at a time
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def available_on_disk(self) -> list:
+        base = self.config.base_path
+        if not os.path.isdir(base):
+            return []
+        return sorted(int(d) for d in os.listdir(base)
+                      if d.isdigit() and os.path.exists(os.path.join(base, d, "saved_model.pb")))
+
+    def poll(self) -> bool:
+        """Loads wanted versions not yet loaded and drops unwanted ones; True if
+        anything changed."""
+        import tensorflow as tf
+
+        with self._lock:
+            wanted = self.config.policy.choose(self.available_on_disk())
+            current = self._versions
+            loaded = dict(current)
+            for version in wanted:
+                if version in loaded:
+                    continue
+                path = os.path.join(self.config.base_path, str(version))
+                try:
+                    model = tf.saved_model.load(path)
+                    loaded[version] = LoadedVersion(version, path, model, dict(model.signatures),
+                                                    _signature_defs(path))
+                    self._failures.pop(version, None)
+                    log.info("loaded %s version %d from %s", self.name, version, path)
+                except Exception as e:  # half-copied or broken: keep serving what we have
+                    self._failures[version] = f"{type(e).__name__}: {e}"
+                    log.warning("could not load %s version %d (will retry): %s", self.name, version, e)
+            for version in list(loaded):
+                if version not in wanted:
+                    del loaded[version]
+                    log.info("unloaded %s version %d", self.name, version)
+            if loaded.keys() == current.keys():
+                return False
+            self._versions = loaded  # one reference swap: readers see old or new, never half
+            return True
+
+    def versions(self) -> list:
+        return sorted(self._versions)
+
+    def resolve(self, version: Optional[int] = None, label: Optional[str] = None) -> LoadedVersion:
+        """The version a request names (by number or label), or the latest."""
+        versions = self._versions
+        if label is not None:
+            labels = dict(self.config.labels)
+            if label not in labels:
+                raise NotFound(f"Unrecognized servable version label: {label}")
+            version = labels[label]
+        if version is None:
+            if not versions:
+                raise NotFound(f"Servable not found for request: Latest({self.name})")
+            return versions[max(versions)]
+        if version not in versions:
+            raise NotFound(f"Servable not found for request: Specific({self.name}, {version})")
+        return versions[version]
+
+    def status(self, version: Optional[int] = None, label: Optional[str] = None) -> list:
+        """[(version, state, error)] as GetModelStatus reports them."""
+        if version is not None or label is not None:
+            loaded = self.resolve(version, label)
+            return [(loaded.version, "AVAILABLE", "")]
+        rows = [(v, "AVAILABLE", "") for v in sorted(self._versions, reverse=True)]
+        rows += [(v, "LOADING", error) for v, error in sorted(self._failures.items()) if v not in self._versions]
+        if not rows:
+            raise NotFound(f"Could not find any versions of model {self.name}")
+        return rows
+
+
+class Models:
+    """Every served model by name."""
+
+    def __init__(self, configs: Sequence[ModelConfig]):
+        self._registries = {c.name: ModelRegistry(c) for c in configs}
+
+    def get(self, name: str) -> ModelRegistry:
+        if name not in self._registries:
+            raise NotFound(f"Servable not found for request: Latest({name})")
+        return self._registries[name]
+
+    def poll(self) -> bool:
+        return any([registry.poll() for registry in self._registries.values()])
+
+    def __iter__(self):
+        return iter(self._registries.values())

@@ -1,0 +1,127 @@
+"""TF Serving's REST API on aiohttp.
+
+GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            model status
+GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   signature defs
+POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    row or columnar
+POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify   tf.Example features
+Errors are {"error": "..."} with TF Serving's status codes: 400 invalid
+argument, 404 not found, 413 body over the limit. TensorFlow runs in a thread
+pool, so a slow batch never blocks the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from aiohttp import web
+
+from serving import inference, rest_json
+from serving.model_registry import Models, NotFound
+
+_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
+                   r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+                   r"(?::(?P<method>[a-z]+)|/(?P<metadata>metadata))?$")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def signature_defs_json(loaded) -> dict:
+    from google.protobuf import json_format
+
+    return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True,
+                                            including_default_value_fields=True)
+            for name, sig in sorted(loaded.signature_defs.items())
+            if not name.startswith("__")}  # __saved_model_init_op is not a signature
+
+
+class RestApi:
+    def __init__(self, models: Models, executor: ThreadPoolExecutor, max_request_bytes: int):
+        self.models, self.executor, self.max_request_bytes = models, executor, max_request_bytes
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_request_bytes)
+        app.router.add_route("*", "/v1/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.Response:
+        match = _PATH.match(request.path)
+        if not match:
+            return _error(404, f"Malformed request: {request.method} {request.path}")
+        parts = match.groupdict()
+        try:
+            version = self._version(parts["version"])
+            registry = self.models.get(parts["name"])
+            if parts["method"] is None:
+                if request.method != "GET":
+                    return _error(405, f"Malformed request: {request.method} {request.path}")
+                if parts["metadata"]:
+                    return web.json_response(self._metadata(registry, version, parts["label"]))
+                return web.json_response(self._status(registry, version, parts["label"]))
+            if request.method != "POST":
+                return _error(405, f"Malformed request: {request.method} {request.path}")
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return _error(413, f"Request body is larger than the server's limit of "
+                                   f"{self.max_request_bytes} bytes")
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                return _error(400, f"JSON Parse error: {e}")
+            loaded = registry.resolve(version, parts["label"])
+            loop = asyncio.get_running_loop()
+            if parts["method"] == "predict":
+                result = await loop.run_in_executor(self.executor, self._predict, loaded, body)
+            elif parts["method"] == "classify":
+                result = await loop.run_in_executor(self.executor, self._classify, loaded, body)
+            elif parts["method"] == "regress":
+                return _error(400, "Expected regression signature method_name to be "
+                                   "tensorflow/serving/regress: this model has none")
+            else:
+                return _error(404, f"Malformed request: {request.method} {request.path}")
+            return web.json_response(result)
+        except NotFound as e:
+            return _error(404, str(e))
+        except inference.InvalidArgument as e:
+            return _error(400, str(e))
+
+    @staticmethod
+    def _version(text: Optional[str]) -> Optional[int]:
+        if text is None:
+            return None
+        if not text.isdigit():
+            raise inference.InvalidArgument(f"Failed to convert version: {text} to numeric.")
+        return int(text)
+
+    @staticmethod
+    def _status(registry, version, label) -> dict:
+        return {"model_version_status": [
+            {"version": str(v), "state": state,
+             "status": {"error_code": "OK" if not error else "UNKNOWN", "error_message": error}}
+            for v, state, error in registry.status(version, label)]}
+
+    @staticmethod
+    def _metadata(registry, version, label) -> dict:
+        loaded = registry.resolve(version, label)
+        return {"model_spec": {"name": registry.name, "signature_name": "", "version": str(loaded.version)},
+                "metadata": {"signature_def": {"signature_def": signature_defs_json(loaded)}}}
+
+    @staticmethod
+    def _predict(loaded, body) -> dict:
+        if not isinstance(body, dict):
+            raise inference.InvalidArgument("Request body must be a JSON object")
+        name = body.get("signature_name", "") or inference.DEFAULT_SIGNATURE
+        function = inference.signature(loaded, name)
+        inputs, row_format = rest_json.predict_request(body, list(inference.input_specs(function)))
+        return rest_json.predict_response(inference.run(loaded, name, inputs), row_format)
+
+    @staticmethod
+    def _classify(loaded, body) -> dict:
+        name = body.get("signature_name", "") if isinstance(body, dict) else ""
+        examples = rest_json.classify_examples(body)
+        return rest_json.classify_response(inference.classify(loaded, name, examples))

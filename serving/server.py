@@ -1,0 +1,90 @@
+"""`happysad serve`: a development stand-in for TensorFlow Serving.
+
+It speaks TF Serving's REST and gRPC APIs over the models in a TF Serving
+base path, so clients, curl lines and tests written for one work against the
+other. Production runs TF Serving itself (see serving/README.md); this exists
+for machines where its binary cannot be installed.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
+
+from aiohttp import web
+
+from serving import grpc_api, rest_api
+from serving.model_registry import ModelConfig, Models
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    models: Sequence[ModelConfig]
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    rest_port: int = 8501  # TF Serving's defaults; 0 picks a free port
+    grpc_port: int = 8500
+    poll_seconds: float = 1.0  # how often the base paths are checked for new versions
+    max_request_bytes: int = 16 * 1024 * 1024
+    threads: int = 4  # TensorFlow calls in flight at once
+
+
+async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] = None) -> None:
+    """Runs until `stop` is set (or SIGINT/SIGTERM). `ready(rest_port, grpc_port)`
+    is called once both APIs listen."""
+    models = Models(config.models)
+    executor = ThreadPoolExecutor(config.threads, thread_name_prefix="tf")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(executor, models.poll)  # serve nothing until the first load is done
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+
+    runner = web.AppRunner(rest_api.RestApi(models, executor, config.max_request_bytes).app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.rest_port)
+    await site.start()
+    rest_port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
+    grpc_server = grpc_api.server(models, executor, config.max_request_bytes)
+    grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+    await grpc_server.start()
+    if ready:
+        ready(rest_port, grpc_port)
+
+    async def watch():
+        while not stop.is_set():
+            try:
+                await loop.run_in_executor(executor, models.poll)
+            except Exception:  # a bad poll must not take the server down
+                log.exception("polling the model base paths failed")
+            try:
+                await asyncio.wait_for(stop.wait(), config.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    watcher = asyncio.create_task(watch())
+    await stop.wait()
+    await watcher
+    await grpc_server.stop(grace=5)  # in-flight calls finish
+    await runner.cleanup()
+    executor.shutdown(wait=True)
+
+
+def run(config: ServerConfig) -> None:
+    def ready(rest_port: int, grpc_port: int) -> None:
+        for model in config.models:
+            print(f"model {model.name}: {model.base_path}")
+        print(f"REST  http://{config.host}:{rest_port}/v1/models/{config.models[0].name}", flush=True)
+        print(f"gRPC  {config.host}:{grpc_port}", flush=True)
+        print("(a development stand-in for TensorFlow Serving; Ctrl-C stops it)", flush=True)
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(serve(config, ready))
