@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra flags for `happysad run`, e.g. make run ARGS="--data ~/faces --epochs 10"
 ARGS ?=
 
-.PHONY: run test venv data lock clean
+.PHONY: run test venv data lock clean serve bench-serving
 
 venv:
 	@scripts/ensure_venv.sh
@@ -15,6 +15,14 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest tests -q -rs
+
+# Serve the pushed models over TF Serving's REST (:8501) and gRPC (:8500) APIs.
+serve: venv
+	$(BIN)/happysad serve $(ARGS)
+
+# Serving latency/throughput: in-process vs. REST vs. gRPC (prints a table).
+bench-serving: venv
+	$(BIN)/python tests/benchmarks/serving_benchmark.py --json pipeline_output/benchmarks/serving.json
 
 # Regenerate the default faces (byte-for-byte what is committed).
 data: venv

@@ -1,0 +1,59 @@
+"""Version policies, labels, the shipped models.config, and a version that fails to load."""
+import shutil
+
+import pytest
+
+from serving import model_registry
+from serving.model_registry import ModelConfig, ModelRegistry, NotFound, VersionPolicy
+from live_server import REPO
+
+
+@pytest.mark.parametrize("policy, chosen", [
+    (VersionPolicy(), [30]),
+    (VersionPolicy("latest", num_versions=2), [20, 30]),
+    (VersionPolicy("all"), [3, 20, 30]),
+    (VersionPolicy("specific", versions=(3, 99)), [3]),
+])
+def test_version_policies_choose_like_tf_serving(policy, chosen):
+    assert policy.choose([20, 3, 30]) == chosen  # numeric order, not string order
+
+
+def test_the_shipped_models_config_reads_as_tf_serving_would(tmp_path):
+    (config,) = model_registry.read_model_config(str(REPO / "serving" / "models.config"))
+    assert config.name == "happysad" and config.base_path == "/models/happysad"
+    assert config.policy == VersionPolicy("latest", num_versions=2)
+    assert config.labels == (("stable", 1),)
+
+
+def test_a_broken_version_is_retried_while_the_good_one_serves(model_base, tmp_path):
+    base = tmp_path / "happysad"
+    shutil.copytree(model_base / "1", base / "1")
+    broken = base / "5"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"half-copied")
+    registry = ModelRegistry(ModelConfig("happysad", str(base), VersionPolicy("latest", num_versions=2),
+                                         labels=(("stable", 1),)))
+    assert registry.poll() is True
+    assert registry.versions() == [1]
+    assert registry.resolve().version == 1 and registry.resolve(label="stable").version == 1
+    (v1, v5) = sorted(registry.status())
+    assert v1 == (1, "AVAILABLE", "") and v5[:2] == (5, "LOADING") and v5[2]
+    with pytest.raises(NotFound, match="Specific\\(happysad, 5\\)"):
+        registry.resolve(5)
+    with pytest.raises(NotFound, match="label: canary"):
+        registry.resolve(label="canary")
+
+    shutil.rmtree(broken)  # the copy completes: the next poll loads it
+    shutil.copytree(model_base / "1", broken)
+    assert registry.poll() is True and registry.versions() == [1, 5]
+    assert registry.resolve().version == 5
+    assert registry.poll() is False  # nothing new
+
+
+def test_an_empty_base_path_serves_nothing_and_says_so(tmp_path):
+    registry = ModelRegistry(ModelConfig("happysad", str(tmp_path / "none")))
+    assert registry.poll() is False
+    with pytest.raises(NotFound, match="Could not find any versions of model happysad"):
+        registry.status()
+    with pytest.raises(NotFound, match="Latest\\(happysad\\)"):
+        registry.resolve()
