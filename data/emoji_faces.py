@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-CLASS_NAMES = ("happy", "sad")
+CLASS_NAMES = ("happy", "sad")  # the default data set
+# Every expression the generator draws; `--classes` picks a subset.
+EXPRESSIONS = ("happy", "sad", "surprised", "angry")
 IMAGE_SIZE = 150
 SUPERSAMPLE = 4
 
@@ -99,16 +101,17 @@ def sample_style(rng: np.random.Generator) -> FaceStyle:
 
 
 def render_face(style: FaceStyle, expression: str) -> Image.Image:
-    """Renders one face; `expression` is 'happy' or 'sad'. Returns RGB or RGBA."""
-    if expression not in CLASS_NAMES:
-        raise ValueError(f"expression must be one of {CLASS_NAMES}, got {expression!r}")
-    happy = expression == "happy"
-    size = IMAGE_SIZE * SUPERSAMPLE
-    r = style.radius * size
-    cx, cy = style.center[0] * size, style.center[1] * size
+    """Renders one face with one of EXPRESSIONS. Returns RGB or RGBA.
 
-    face = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    _draw_shaded_disc(face, cx, cy, r, style.face_rgb, style.shade, style.outline)
+    happy and sad share every stroke's shape and differ in its direction;
+    surprised raises the brows and opens an O; angry pulls the brows down to
+    the nose and presses the mouth flat (teeth bared when open)."""
+    if expression not in EXPRESSIONS:
+        raise ValueError(f"expression must be one of {EXPRESSIONS}, got {expression!r}")
+    if expression in ("surprised", "angry"):
+        return _render_other(style, expression)
+    happy = expression == "happy"
+    face, r, cx, cy = _blank_face(style)
     draw = ImageDraw.Draw(face)
     feature = style.feature_rgb + (255,)
     stroke = max(2, int(style.stroke * r))
@@ -157,6 +160,54 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
             draw.polygon([(ax - tr * 0.95, ay + tr * 0.8), (ax + tr * 0.95, ay + tr * 0.8), (ax, ay - 1.4 * tr)],
                          fill=(80, 160, 235, 255))
 
+    return _finish(face, style, cx, cy)
+
+
+def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
+             seed: int = DEFAULT_SEED, classes=CLASS_NAMES) -> dict[str, list[Path]]:
+    """Writes `count` faces (an equal share per class) as PNGs into out_dir/<class>/.
+
+    The folder is written to a sibling temporary folder and renamed into place,
+    so an interrupted run never leaves a half data set. Returns the paths written.
+    """
+    classes = tuple(classes)
+    unknown = [c for c in classes if c not in EXPRESSIONS]
+    if len(set(classes)) < 2 or unknown:
+        raise ValueError(f"--classes needs two or more of {', '.join(EXPRESSIONS)} (got {', '.join(classes)})")
+    if count < len(classes) or count % len(classes):
+        raise ValueError(f"--count must be a multiple of the {len(classes)} classes (got {count}): faces "
+                         "are made in sets, one face per class sharing everything but the expression")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    styles = [sample_style(rng) for _ in range(count // len(classes))]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    written: dict[str, list[Path]] = {name: [] for name in classes}
+    for name in classes:
+        (staging / name).mkdir()
+        for i, style in enumerate(styles):
+            file_name = f"{name}_{i:03d}.png"
+            render_face(style, name).save(staging / name / file_name, format="PNG")
+            written[name].append(out_dir / name / file_name)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(staging, out_dir)
+    return written
+
+
+def _blank_face(style: FaceStyle):
+    """The shaded face disc on a transparent supersampled canvas: (image, radius, cx, cy)."""
+    size = IMAGE_SIZE * SUPERSAMPLE
+    r = style.radius * size
+    cx, cy = style.center[0] * size, style.center[1] * size
+    face = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    _draw_shaded_disc(face, cx, cy, r, style.face_rgb, style.shade, style.outline)
+    return face, r, cx, cy
+
+
+def _finish(face: Image.Image, style: FaceStyle, cx: float, cy: float) -> Image.Image:
+    """Rotates, puts the background under, and downsamples to the output size."""
+    size = face.size[0]
     face = face.rotate(style.rotation, resample=Image.BICUBIC, center=(cx, cy))
     if style.background is None:
         canvas = face
@@ -167,32 +218,44 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
     return small if style.background is None else small.convert("RGB")
 
 
-def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
-             seed: int = DEFAULT_SEED) -> dict[str, list[Path]]:
-    """Writes `count` faces (half of each class) as PNGs into out_dir/<class>/.
-
-    The folder is written to a sibling temporary folder and renamed into place,
-    so an interrupted run never leaves a half data set. Returns the paths written.
-    """
-    if count < 2 or count % 2:
-        raise ValueError(f"--count must be an even number >= 2 (got {count}): "
-                         "faces are made in happy/sad pairs")
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    styles = [sample_style(rng) for _ in range(count // 2)]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    written: dict[str, list[Path]] = {name: [] for name in CLASS_NAMES}
-    for name in CLASS_NAMES:
-        (staging / name).mkdir()
-        for i, style in enumerate(styles):
-            file_name = f"{name}_{i:03d}.png"
-            render_face(style, name).save(staging / name / file_name, format="PNG")
-            written[name].append(out_dir / name / file_name)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
-    return written
+def _render_other(style: FaceStyle, expression: str) -> Image.Image:
+    """surprised / angry: the same face, eyes and canvas as render_face; brows
+    always drawn (they carry these expressions), no blush or tear."""
+    surprised = expression == "surprised"
+    face, r, cx, cy = _blank_face(style)
+    draw = ImageDraw.Draw(face)
+    feature = style.feature_rgb + (255,)
+    stroke = max(2, int(style.stroke * r))
+    for side in (-1, 1):
+        ex, ey = cx + side * style.eye_spacing * r, cy - style.eye_height * r
+        er = style.eye_size * r
+        if style.eye_style == "closed":  # surprise opens them wide; anger squints flat
+            if surprised:
+                draw.ellipse([ex - er, ey - er, ex + er, ey + er], fill=feature)
+            else:
+                _curve(draw, ex, ey, 2.2 * er, 0.0, stroke, feature, upward=True)
+        else:
+            rx, ry = (er, er) if style.eye_style == "dot" else (0.75 * er, 1.35 * er)
+            draw.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=feature)
+        half = 1.3 * er
+        if surprised:  # high, arched brows
+            bx, by = ex, ey - 2.9 * er - 0.14 * r
+            _curve(draw, bx, by, 2 * half, 0.45 * er, max(2, stroke * 3 // 4), feature, upward=True)
+        else:  # brows pulled down towards the nose: a V
+            bx, by = ex, ey - 2.0 * er - 0.06 * r
+            tilt = 0.9 * er
+            inner, outer = (bx - side * half, by + tilt), (bx + side * half, by - 0.5 * tilt)
+            draw.line([inner, outer], fill=feature, width=max(2, stroke))
+    mw, md = style.mouth_width * r, style.mouth_depth * r
+    my = cy + style.mouth_y * r
+    if surprised:  # an O
+        ow, oh = 0.22 * mw, 0.55 * md
+        draw.ellipse([cx - ow, my - oh, cx + ow, my + oh], fill=feature)
+    elif style.mouth_style == "line":  # pressed lips, a shallow frown
+        _curve(draw, cx, my, 0.8 * mw, -0.3 * md, stroke, feature, upward=False)
+    else:  # bared, gritted teeth
+        _open_mouth(face, cx, my, 0.85 * mw, -0.7 * md, feature, teeth=True)
+    return _finish(face, style, cx, cy)
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:

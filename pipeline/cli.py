@@ -36,8 +36,13 @@ def _quiet_tensorflow() -> None:
 def cmd_generate(args) -> int:
     from data import emoji_faces
 
-    emoji_faces.generate(args.out, args.count, args.seed)
-    print(f"wrote {args.count} faces ({args.count // 2} per class) to {args.out}")
+    try:
+        emoji_faces.generate(args.out, args.count, args.seed, classes=args.classes)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.count} faces ({args.count // len(args.classes)} per class: "
+          f"{', '.join(args.classes)}) to {args.out}")
     return 0
 
 
@@ -102,7 +107,7 @@ def cmd_run(args) -> int:
             return EXIT_FAILED
         examples_dir, class_names = paths.examples_dir, args.classes or ingested.class_names
     training = configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
-                                      learning_rate=args.learning_rate)
+                                      learning_rate=args.learning_rate, augment=args.augment)
     print(f"running pipeline {configs.PIPELINE_NAME} ({args.runner} orchestrator), "
           f"root {paths.pipeline_root}")
     try:
@@ -179,15 +184,41 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    _quiet_tensorflow()
+    from serving import client, explain
+
+    try:
+        model_dir = str(args.model_dir or client.latest_version_dir(str(DEFAULT_MODEL_BASE)))
+        explanation = explain.explain(model_dir, args.image.read_bytes())
+    except (FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    out = args.out or Path(f"explain-{args.image.stem}.png")
+    explain.plot(explanation, str(out), title=f"{args.image.name}: {explanation.class_name} "
+                                              f"({explanation.probability:.1%})")
+    print(f"{args.image}\t{explanation.class_name}\t{explanation.probability:.4f}\n"
+          f"wrote {out}: the image, where the model looks for {explanation.class_name} (saliency and "
+          f"Grad-CAM maps), and each conv layer's strongest activations")
+    return 0
+
+
+def _class_list(text: str) -> list:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from data.emoji_faces import DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED
+    from data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS
 
     parser = argparse.ArgumentParser(prog="happysad", description="Happy/sad emoji TFX pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate the synthetic emoji faces")
     gen.add_argument("--out", type=Path, default=DEFAULT_DIR, help="folder to write (default: %(default)s)")
-    gen.add_argument("--count", type=int, default=DEFAULT_COUNT, help="total faces, even (default: %(default)s)")
+    gen.add_argument("--count", type=int, default=DEFAULT_COUNT,
+                     help="total faces, a multiple of the class count (default: %(default)s)")
+    gen.add_argument("--classes", type=_class_list, default=list(CLASS_NAMES), metavar="A,B,...",
+                     help=f"expressions to draw, from {','.join(EXPRESSIONS)} (default: happy,sad)")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
     gen.set_defaults(func=cmd_generate)
 
@@ -202,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="class-per-folder image folder (default: the generated faces in data/emoji_faces)")
     run.add_argument("--tfrecords", type=Path, default=None, metavar="DIR",
                      help="skip ingestion: run on the *.tfrecord.gz tf.Examples in DIR")
-    run.add_argument("--classes", type=lambda s: [c.strip() for c in s.split(",") if c.strip()], default=None,
+    run.add_argument("--classes", type=_class_list, default=None,
                      metavar="A,B,...", help="the class set; anything else is an anomaly "
                      "(default: the --data sub-folders, or happy,sad for --tfrecords)")
     run.add_argument("--runner", choices=RUNNERS, default="beam",
@@ -213,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: %(default)s)")
     run.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                      help="Adam learning rate (default: %(default)s)")
+    run.add_argument("--augment", action="store_true",
+                     help="random flips/rotation/zoom/contrast on the training split (off by default: "
+                     "see the README's measurement)")
     run.add_argument("--pipeline-root", type=Path, default=None,
                      help="artefacts, ML Metadata and logs (default: ./pipeline_output)")
     run.add_argument("--serving-dir", type=Path, default=None,
@@ -254,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--model-dir", type=Path, default=None,
                       help="SavedModel for in-process use (default: the latest version in serving_model/happysad)")
     pred.set_defaults(func=cmd_predict)
+
+    expl = sub.add_parser("explain", help="draw what the model looks at: Grad-CAM and conv activations")
+    expl.add_argument("image", type=Path, metavar="IMAGE")
+    expl.add_argument("--model-dir", type=Path, default=None,
+                      help="a pushed SavedModel version (default: the latest in serving_model/happysad)")
+    expl.add_argument("--out", type=Path, default=None, help="PNG to write (default: explain-<image name>.png)")
+    expl.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -26,6 +26,7 @@ class TrainingConfig:
     threshold: float = 0.999  # stop once epoch training accuracy reaches this
     seed: int = 42
     learning_rate: float = 1e-3
+    augment: bool = False  # random flips/rotation/zoom/contrast on the training split
 
 
 @dataclasses.dataclass(frozen=True)

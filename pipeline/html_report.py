@@ -135,8 +135,12 @@ def _training(s) -> str:
 def _metrics(s) -> str:
     if not s.metrics:
         return "<h2>Evaluation</h2><p>The Evaluator did not run.</p>"
-    rows = [("overall", *(f"{s.metrics.get(k, float('nan')):.4g}" for k in ("example_count", "binary_accuracy", "auc")))]
-    rows += [(name, f"{v.get('example_count', float('nan')):.4g}", f"{v.get('binary_accuracy', float('nan')):.4g}", "")
+    def num(value) -> str:
+        return "" if value is None else f"{value:.4g}"
+
+    rows = [("overall", num(s.metrics.get("example_count")), num(run_summary.accuracy(s.metrics)),
+             num(s.metrics.get("auc")))]
+    rows += [(name, num(v.get("example_count")), num(run_summary.accuracy(v)), "")
              for name, v in sorted(s.class_metrics.items())]
     verdict = ("<p class=ok>Blessed.</p>" if s.blessed else
                "<p class=bad>Not blessed:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in s.failed_thresholds) + "</ul>")

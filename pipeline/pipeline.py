@@ -29,27 +29,40 @@ def _overall(threshold: tfma.MetricThreshold) -> list:
     return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
 
-def _eval_config(gate: configs.GateConfig) -> tfma.EvalConfig:
+def _eval_config(gate: configs.GateConfig, num_classes: int) -> tfma.EvalConfig:
+    """Two classes: binary accuracy and AUC gate the model. Three or more:
+    categorical accuracy does (AUC has no single multi-class value), and
+    per-class recall is reported."""
+    no_regression = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                                absolute={"value": -gate.max_accuracy_drop})
+    at_least = lambda bound: tfma.GenericValueThreshold(lower_bound={"value": bound})  # noqa: E731
+    if num_classes == 2:
+        metrics_specs = [tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="BinaryAccuracy", per_slice_thresholds=_overall(tfma.MetricThreshold(
+                value_threshold=at_least(gate.min_accuracy), change_threshold=no_regression))),
+            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_overall(tfma.MetricThreshold(
+                value_threshold=at_least(gate.min_auc)))),
+            tfma.MetricConfig(class_name="Precision"),
+            tfma.MetricConfig(class_name="Recall"),
+        ])]
+    else:
+        metrics_specs = [
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
+                                  per_slice_thresholds=_overall(tfma.MetricThreshold(
+                                      value_threshold=at_least(gate.min_accuracy),
+                                      change_threshold=no_regression))),
+            ]),
+            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Recall")],
+                             binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))})),
+        ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=features.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
                                     prediction_key=features.EVAL_PREDICTION_KEY)],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY])],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(
-                class_name="BinaryAccuracy",
-                per_slice_thresholds=_overall(tfma.MetricThreshold(
-                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_accuracy}),
-                    change_threshold=tfma.GenericChangeThreshold(
-                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                        absolute={"value": -gate.max_accuracy_drop})))),
-            tfma.MetricConfig(
-                class_name="AUC",
-                per_slice_thresholds=_overall(tfma.MetricThreshold(
-                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_auc})))),
-            tfma.MetricConfig(class_name="Precision"),
-            tfma.MetricConfig(class_name="Recall"),
-        ])],
+        metrics_specs=metrics_specs,
     )
 
 
@@ -151,7 +164,8 @@ def create_pipeline(
             "threshold": training.threshold,
             "seed": training.seed,
             "learning_rate": training.learning_rate,
-            "class_names": list(class_names),
+            "class_names": sorted(class_names),
+            "augment": training.augment,
         },
     )
 
@@ -173,7 +187,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
-        eval_config=_eval_config(gate),
+        eval_config=_eval_config(gate, len(class_names)),
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],

@@ -14,7 +14,13 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
-CLASS_METRICS = ("binary_accuracy", "example_count")
+ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")  # 2 classes / 3 or more
+CLASS_METRICS = (*ACCURACY_METRICS, "example_count")
+
+
+def accuracy(metrics: dict) -> Optional[float]:
+    """The accuracy TFMA reported, whichever head the model has."""
+    return next((metrics[k] for k in ACCURACY_METRICS if k in metrics), None)
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
@@ -147,6 +153,7 @@ def _add_training(summary: RunSummary) -> None:
 
 
 def _add_evaluation(summary: RunSummary) -> None:
+    class_names = (summary.training or {}).get("class_names") or []
     evaluator = summary.component("Evaluator")
     if not evaluator:
         return
@@ -166,7 +173,11 @@ def _add_evaluation(summary: RunSummary) -> None:
             if kv.key.model_name == "baseline" or kv.key.is_diff:
                 continue
             if kv.value.HasField("double_value"):
-                values[kv.key.name] = kv.value.double_value.value
+                name = kv.key.name
+                if kv.key.HasField("sub_key") and kv.key.sub_key.HasField("class_id"):  # per class (binarized)
+                    class_id = kv.key.sub_key.class_id.value
+                    name += f"[{class_names[class_id] if class_id < len(class_names) else class_id}]"
+                values[name] = kv.value.double_value.value
         if not slice_keys:
             summary.metrics = values
         elif "class_name" in slice_keys:

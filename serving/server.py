@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Optional, Sequence
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from serving import grpc_api, rest_api
 from serving.model_registry import ModelConfig, Models
 
 log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent / "web"  # the live page: plain HTML + JS, no build step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +50,15 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
 
-    runner = web.AppRunner(rest_api.RestApi(models, executor, config.max_request_bytes).app(), access_log=None)
+    app = rest_api.RestApi(models, executor, config.max_request_bytes).app()
+    first_model = config.models[0].name
+
+    async def home(request):  # the live page, pointed at the first model
+        raise web.HTTPFound(f"/ui/index.html?model={first_model}")
+
+    app.router.add_get("/", home)
+    app.router.add_static("/ui/", WEB_DIR)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.rest_port)
     await site.start()
@@ -83,6 +93,7 @@ def run(config: ServerConfig) -> None:
         for model in config.models:
             print(f"model {model.name}: {model.base_path}")
         print(f"REST  http://{config.host}:{rest_port}/v1/models/{config.models[0].name}", flush=True)
+        print(f"page  http://{config.host}:{rest_port}/", flush=True)
         print(f"gRPC  {config.host}:{grpc_port}", flush=True)
         print("(a development stand-in for TensorFlow Serving; Ctrl-C stops it)", flush=True)
 

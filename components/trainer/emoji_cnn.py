@@ -20,19 +20,42 @@ REFERENCE_LAYERS = [
 ]
 
 
-def build_model(learning_rate: float = 1e-3) -> keras.Model:
-    """Input(150,150,3) of 0..255 pixels -> P(class index 1), compiled."""
+def build_model(learning_rate: float = 1e-3, num_classes: int = 2) -> keras.Model:
+    """Input(150,150,3) of 0..255 pixels, compiled.
+
+    Two classes: the reference head, P(class index 1) from one sigmoid unit with
+    binary cross-entropy. Three or more: one softmax unit per class with sparse
+    categorical cross-entropy (integer labels)."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
     size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
     layers = [keras.Input(shape=(size, size, channels), name="pixels")]
-    for kind, settings in REFERENCE_LAYERS:
+    for kind, settings in REFERENCE_LAYERS[:-1]:
         layers.append(getattr(keras.layers, kind)(**settings))
+    binary = num_classes == 2
+    layers.append(keras.layers.Dense(1, activation="sigmoid") if binary
+                  else keras.layers.Dense(num_classes, activation="softmax"))
     model = keras.Sequential(layers, name="happysad_cnn")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="binary_crossentropy",
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def augmentation(seed: int) -> keras.Sequential:
+    """Random flips, rotation, zoom and contrast for the training split only.
+
+    Applied in the training tf.data map, not inside the model: the exported
+    model stays the reference CNN, and serving never sees it. Every change
+    keeps the expression readable (a mirrored smile is still a smile)."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),
+        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
+        keras.layers.RandomContrast(0.2, seed=seed),
+    ], name="augmentation")
 
 
 class StopAtAccuracy(keras.callbacks.Callback):

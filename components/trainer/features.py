@@ -9,7 +9,7 @@ CLASS_NAME_KEY = "class_name"  # the class folder's name
 FILENAME_KEY = "filename"  # source path relative to the data folder
 
 EVAL_SIGNATURE = "evaluation"  # serialized tf.Example -> EVAL_PREDICTION_KEY
-EVAL_PREDICTION_KEY = "probability"  # P(class index 1), shape [N, 1]
+EVAL_PREDICTION_KEY = "probability"  # P(class index 1) [N, 1]; for 3+ classes [N, classes]
 
 
 def feature_spec() -> dict:

@@ -6,7 +6,11 @@
 - classify: serialized tf.Example (`inputs`) -> `classes` and `scores`, with
   TF Serving's classification method name, so its :classify API and the gRPC
   Classify call work.
-- evaluation: serialized tf.Example -> P(class index 1), for the Evaluator.
+- evaluation: serialized tf.Example -> the model's own output, for the
+  Evaluator: P(class index 1) [N, 1] for two classes, [N, classes] otherwise.
+
+Beside the signatures, assets.extra/model.keras keeps the Keras model itself
+(TF Serving ignores assets.extra): `happysad explain` needs its layers.
 """
 import os
 
@@ -20,6 +24,7 @@ SERVING_SIGNATURE = "serving_default"
 CLASSIFY_SIGNATURE = "classify"
 # TF Serving's method names: it checks them before a Classify call.
 CLASSIFY_METHOD = "tensorflow/serving/classify"
+KERAS_MODEL_FILE = "model.keras"  # in <export dir>/assets.extra/
 
 
 class ExportModule(tf.Module):
@@ -31,8 +36,10 @@ class ExportModule(tf.Module):
         self.class_names = tf.constant(list(class_names))
 
     def _probabilities(self, pixels):
-        positive = self.model(pixels, training=False)  # [N, 1] = P(class 1)
-        return tf.concat([1.0 - positive, positive], axis=1)
+        output = self.model(pixels, training=False)
+        if output.shape[-1] == 1:  # the binary head: [N, 1] = P(class 1)
+            return tf.concat([1.0 - output, output], axis=1)
+        return output  # softmax: [N, classes]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve_images(self, images):
@@ -68,6 +75,9 @@ def export(model, class_names, export_dir: str) -> None:
         features.EVAL_SIGNATURE: module.evaluate_examples,
     })
     _set_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD)
+    extra = os.path.join(export_dir, "assets.extra")
+    tf.io.gfile.makedirs(extra)
+    model.save(os.path.join(extra, KERAS_MODEL_FILE))
 
 
 def _set_method_name(export_dir: str, signature: str, method_name: str) -> None:

@@ -1,7 +1,7 @@
 """TFX Trainer entry point: run_fn trains the reference CNN and exports it.
 
 custom_config keys (set by pipeline/pipeline.py): epochs, batch_size,
-threshold, seed, learning_rate, class_names.
+threshold, seed, learning_rate, class_names, augment.
 """
 import json
 import os
@@ -17,11 +17,12 @@ import serving_signatures
 import training_report
 
 
-def _dataset(file_patterns, batch_size, shuffle_seed=None):
+def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augmenter=None):
     """GZIP TFRecords of tf.Examples -> batches of (pixels, label).
 
     Decoding happens once: the decoded images are cached in memory (80 faces are
-    5 MB), so every later epoch only shuffles and batches."""
+    5 MB), so every later epoch only shuffles, batches and (when given an
+    augmenter) draws new random variations."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"no TFRecord files match {file_patterns}")
@@ -29,12 +30,15 @@ def _dataset(file_patterns, batch_size, shuffle_seed=None):
     ds = ds.map(lambda record: tf.io.parse_single_example(record, features.feature_spec()),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(lambda ex: (image_decoding.decode_image(ex[features.IMAGE_KEY]),
-                            tf.cast(ex[features.LABEL_KEY], tf.float32)),
+                            tf.cast(ex[features.LABEL_KEY], label_dtype)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.cache()
     if shuffle_seed is not None:
         ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if augmenter is not None:
+        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def run_fn(fn_args):
@@ -44,9 +48,14 @@ def run_fn(fn_args):
     seed = int(config["seed"])
     keras.utils.set_random_seed(seed)
 
-    train = _dataset(fn_args.train_files, config["batch_size"], shuffle_seed=seed)
-    evaluation = _dataset(fn_args.eval_files, config["batch_size"])
-    model = emoji_cnn.build_model(learning_rate=config["learning_rate"])
+    num_classes = len(config["class_names"])
+    # Binary cross-entropy wants float labels, the sparse categorical loss ints.
+    label_dtype = tf.float32 if num_classes == 2 else tf.int32
+    augmenter = emoji_cnn.augmentation(seed) if config.get("augment") else None
+    train = _dataset(fn_args.train_files, config["batch_size"], shuffle_seed=seed, label_dtype=label_dtype,
+                     augmenter=augmenter)
+    evaluation = _dataset(fn_args.eval_files, config["batch_size"], label_dtype=label_dtype)
+    model = emoji_cnn.build_model(learning_rate=config["learning_rate"], num_classes=num_classes)
     stop = emoji_cnn.StopAtAccuracy(config["threshold"])
     timer = training_report.EpochTimer()
     history = model.fit(
@@ -64,6 +73,8 @@ def run_fn(fn_args):
                                         stop.stopped_epoch, config["epochs"])
     summary["export_seconds"] = round(time.perf_counter() - started, 2)
     summary["seed"] = seed
+    summary["augment"] = bool(config.get("augment"))
+    summary["class_names"] = list(config["class_names"])
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, training_report.SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)

@@ -78,3 +78,23 @@ def test_callback_ends_a_real_fit_early():
     assert len(history.history["accuracy"]) == callback.stopped_epoch < 15
     assert history.history["accuracy"][-1] >= 0.999
     assert all(a < 0.999 for a in history.history["accuracy"][:-1])
+
+
+def test_three_or_more_classes_get_a_softmax_head():
+    model = emoji_cnn.build_model(num_classes=4)
+    last = model.layers[-1]
+    assert (last.get_config()["units"], last.get_config()["activation"]) == (4, "softmax")
+    assert model.loss == "sparse_categorical_crossentropy"
+    probabilities = model(np.zeros((2, 150, 150, 3), np.float32)).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        emoji_cnn.build_model(num_classes=1)
+
+
+def test_augmentation_varies_training_images_and_is_off_at_inference():
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(0, 255, (4, 150, 150, 3)).astype(np.float32)
+    augment = emoji_cnn.augmentation(seed=1)
+    first, second = augment(batch, training=True).numpy(), augment(batch, training=True).numpy()
+    assert first.shape == batch.shape and not np.allclose(first, batch) and not np.allclose(first, second)
+    np.testing.assert_array_equal(augment(batch, training=False).numpy(), batch)

@@ -51,7 +51,7 @@ def test_backgrounds_are_both_transparent_and_solid():
 
 
 def test_odd_count_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(ValueError, match="multiple of the 2 classes"):
         emoji_faces.generate(tmp_path / "x", count=5)
 
 
@@ -86,3 +86,29 @@ def test_a_pair_differs_only_around_the_mouth_brows_and_eyes():
     ring = np.ones_like(differs)
     ring[20:130, 20:130] = False
     assert not differs[ring].any()
+
+
+def test_more_expressions_share_each_style_and_differ_in_expression(tmp_path):
+    written = emoji_faces.generate(tmp_path / "four", count=8, seed=11, classes=emoji_faces.EXPRESSIONS)
+    assert {cls: len(paths) for cls, paths in written.items()} == {c: 2 for c in emoji_faces.EXPRESSIONS}
+    first = {cls: np.asarray(Image.open(paths[0]).convert("RGB"), np.int16) for cls, paths in written.items()}
+    for a in emoji_faces.EXPRESSIONS:
+        for b in emoji_faces.EXPRESSIONS:
+            if a < b:  # same style, other expression: the pixels differ, but not everywhere
+                changed = np.abs(first[a] - first[b]).max(axis=2) > 30
+                assert 0.01 < changed.mean() < 0.35, (a, b, changed.mean())
+    # The default pair is unchanged by the extra expressions (the committed data stays valid).
+    pair = emoji_faces.generate(tmp_path / "pair", count=8, seed=11)
+    again = emoji_faces.generate(tmp_path / "again", count=8, seed=11, classes=("happy", "sad"))
+    assert [p.read_bytes() for p in pair["sad"]] == [p.read_bytes() for p in again["sad"]]
+
+
+@pytest.mark.parametrize("classes, count, says", [
+    (("happy",), 4, "two or more"),
+    (("happy", "bored"), 4, "two or more"),
+    (("happy", "sad", "angry"), 8, "multiple of the 3 classes"),
+])
+def test_bad_class_sets_and_counts_are_refused(tmp_path, classes, count, says):
+    with pytest.raises(ValueError, match=says):
+        emoji_faces.generate(tmp_path / "x", count=count, seed=1, classes=classes)
+    assert not (tmp_path / "x").exists()
