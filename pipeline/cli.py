@@ -203,6 +203,23 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    _quiet_tensorflow()
+    from pipeline import kubeflow_v2_runner, progress
+
+    classes = args.classes or list(configs.DEFAULT_CLASSES)
+    log = args.out.with_suffix(".compile.log")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with progress.console_to_log(str(log)):  # the user-code wheel build is chatty
+        spec = kubeflow_v2_runner.compile_spec(
+            str(args.out), pipeline_root=args.pipeline_root, examples_dir=args.examples_dir,
+            serving_dir=args.serving_dir, class_names=classes, image=args.image)
+    tasks = sorted(spec["pipelineSpec"]["root"]["dag"]["tasks"])
+    print(f"wrote {args.out}: a Kubeflow Pipelines v2 / Vertex AI pipeline spec with {len(tasks)} tasks "
+          f"({', '.join(tasks)}); image {args.image}; build log {log}")
+    return 0
+
+
 def _class_list(text: str) -> list:
     return [c.strip() for c in text.split(",") if c.strip()]
 
@@ -295,6 +312,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a pushed SavedModel version (default: the latest in serving_model/happysad)")
     expl.add_argument("--out", type=Path, default=None, help="PNG to write (default: explain-<image name>.png)")
     expl.set_defaults(func=cmd_explain)
+
+    from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
+
+    comp = sub.add_parser("compile", help="write the pipeline spec for another orchestrator (offline)")
+    comp.add_argument("out", type=Path, metavar="OUT.json")
+    comp.add_argument("--target", choices=["kubeflow-v2"], default="kubeflow-v2",
+                      help="Kubeflow Pipelines v2 / Vertex AI Pipelines (default: %(default)s)")
+    comp.add_argument("--pipeline-root", required=True, metavar="URI",
+                      help="shared storage for artefacts, e.g. gs://BUCKET/happysad (the Trainer's wheel is "
+                      "uploaded there now)")
+    comp.add_argument("--examples-dir", required=True, metavar="URI",
+                      help="shared storage holding the *.tfrecord.gz (`happysad ingest --out` then copy)")
+    comp.add_argument("--serving-dir", required=True, metavar="URI", help="where blessed models are pushed")
+    comp.add_argument("--classes", type=_class_list, default=None, metavar="A,B,...",
+                      help="the class set (default: happy,sad)")
+    comp.add_argument("--image", default=DEFAULT_IMAGE,
+                      help="container image with this project installed (default: %(default)s, which lacks it)")
+    comp.set_defaults(func=cmd_compile)
     return parser
 
 

@@ -82,6 +82,25 @@ def _label_comparator(threshold: float, split_pairs) -> dict:
     }
 
 
+def _resolver(builtin: bool, strategy, producer, pipeline_name: str, **channels) -> tfx.dsl.Resolver:
+    """A Resolver for the previous run's output of `producer`.
+
+    Ours (components/resolvers.py) leave out the producer's latest output, so
+    they run after it: where a cached producer's latest output is this run's
+    own, TFX's strategies would hand it back. With builtin=True, TFX's own
+    strategy runs instead, with no upstream edge - the only strategies the
+    Kubeflow V2 compiler accepts; there resolvers run as queries before the run."""
+    if builtin:
+        tfx_strategy = (tfx.dsl.experimental.LatestBlessedModelStrategy
+                        if issubclass(strategy, tfx.dsl.experimental.LatestBlessedModelStrategy)
+                        else tfx.dsl.experimental.LatestArtifactStrategy)
+        return tfx.dsl.Resolver(strategy_class=tfx_strategy, **channels)
+    node = tfx.dsl.Resolver(strategy_class=strategy, config={"producer_context": f"{pipeline_name}.{producer.id}"},
+                            **channels)
+    node.add_upstream_node(producer)
+    return node
+
+
 def create_pipeline(
     *,
     pipeline_name: str,
@@ -97,12 +116,14 @@ def create_pipeline(
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[Sequence[str]] = None,
     enable_cache: bool = True,
+    builtin_resolvers: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
     examples_dir holds GZIP TFRecords of tf.Examples (`*.tfrecord.gz`);
     schema_file is the curated schema for class_names (pipeline/schema.py);
-    serving_model_dir is where blessed models land as <dir>/<version>/.
+    serving_model_dir is where blessed models land as <dir>/<version>/;
+    builtin_resolvers picks TFX's own resolver strategies (see _resolver).
     """
     example_gen = tfx.components.ImportExampleGen(
         input_base=examples_dir,
@@ -125,14 +146,11 @@ def create_pipeline(
         **_label_comparator(validation.max_label_skew, [("eval", "train")]),
     ).with_id("SkewValidator")
     # The previous run's statistics (none on the first run: the drift check
-    # then passes). It resolves after StatisticsGen, whose latest output is
-    # this run's statistics, to leave out.
-    previous_statistics = tfx.dsl.Resolver(
-        strategy_class=resolvers.PreviousArtifactStrategy,
-        config={"producer_context": f"{pipeline_name}.{statistics_gen.id}"},
+    # then passes).
+    previous_statistics = _resolver(
+        builtin_resolvers, resolvers.PreviousArtifactStrategy, statistics_gen, pipeline_name,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
     ).with_id("previous_statistics_resolver")
-    previous_statistics.add_upstream_node(statistics_gen)
     drift_validator = DistributionValidator(
         statistics=statistics_gen.outputs["statistics"],
         baseline_statistics=previous_statistics.outputs["statistics"].as_optional(),
@@ -169,18 +187,15 @@ def create_pipeline(
         },
     )
 
-    # The last blessed model (other than the candidate) is the Evaluator's
-    # baseline: a new model must not regress. It resolves after the Trainer,
-    # whose latest output is the candidate to leave out.
     trainer.add_upstream_node(data_gate)  # no training on rejected data
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=resolvers.LatestBlessedOtherModelStrategy,
-        config={"producer_context": f"{pipeline_name}.{trainer.id}"},
+    # The last blessed model (other than the candidate) is the Evaluator's
+    # baseline: a new model must not regress.
+    model_resolver = _resolver(
+        builtin_resolvers, resolvers.LatestBlessedOtherModelStrategy, trainer, pipeline_name,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    model_resolver.add_upstream_node(trainer)
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],

@@ -34,15 +34,19 @@ def for_classes(class_names: Sequence[str]):
     return schema
 
 
-def write_for_classes(class_names: Sequence[str], out_dir: Path) -> Path:
-    """Writes for_classes(class_names) as out_dir/schema-<hash>.pbtxt; returns the path."""
+def write_for_classes(class_names: Sequence[str], out_dir) -> str:
+    """Writes for_classes(class_names) as out_dir/schema-<hash>.pbtxt; returns the path.
+    out_dir may be local or any filesystem TensorFlow reads (gs://...)."""
+    import tensorflow as tf
     from google.protobuf import text_format
 
     text = text_format.MessageToString(for_classes(class_names))
-    path = Path(out_dir) / f"schema-{hashlib.sha256(text.encode()).hexdigest()[:12]}.pbtxt"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    out_dir = str(out_dir).rstrip("/")
+    path = f"{out_dir}/schema-{hashlib.sha256(text.encode()).hexdigest()[:12]}.pbtxt"
+    if not tf.io.gfile.exists(path):
+        tf.io.gfile.makedirs(out_dir)
+        tmp = path + ".tmp"
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
     return path

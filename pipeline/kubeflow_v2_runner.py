@@ -1,0 +1,52 @@
+"""Compiles the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines, offline.
+
+The same create_pipeline() as the local runner; this runner picks shared-storage
+paths and TFX's KubeflowV2DagRunner, and writes the pipeline spec JSON. It does
+not submit anything. Everything a component reads must be on storage every
+worker sees (gs://... on Vertex): the TFRecords, the schema, the pipeline root
+and the serving directory. Compiling uploads the Trainer's user-code wheel to
+<pipeline root>/_wheels, so it needs write access there. The container image
+must hold this project (its custom components and the Trainer's module), e.g.
+one built FROM gcr.io/tfx-oss-public/tfx:1.16.0 with `pip install .`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from pipeline import configs
+
+DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.16.0"  # replace with an image that has happysad installed
+
+
+def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, serving_dir: str,
+                 class_names: Sequence[str], image: str = DEFAULT_IMAGE,
+                 training: configs.TrainingConfig = configs.TrainingConfig()) -> dict:
+    """Writes the KFP v2 pipeline job spec to out_file and returns it."""
+    import os
+
+    from tfx import v1 as tfx
+
+    from components import TRAINER_MODULE_FILE
+    from pipeline import schema
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=pipeline_root,
+        examples_dir=examples_dir,
+        schema_file=schema.write_for_classes(class_names, f"{pipeline_root.rstrip('/')}/schema"),
+        module_file=TRAINER_MODULE_FILE,
+        serving_model_dir=f"{serving_dir.rstrip('/')}/{configs.MODEL_NAME}",
+        class_names=class_names,
+        training=training,
+        builtin_resolvers=True,  # the only resolver strategies the KFP v2 compiler accepts
+    )
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=os.path.dirname(os.path.abspath(out_file)) if "://" not in out_file else os.path.dirname(out_file),
+        output_filename=os.path.basename(out_file),
+    )
+    runner.run(pipeline, write_out=True)
+    with open(out_file) as f:
+        return json.load(f)
