@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra flags for `happysad run`, e.g. make run ARGS="--data ~/faces --epochs 10"
 ARGS ?=
 
-.PHONY: run test venv data lock clean serve bench-serving
+.PHONY: run test venv data lock clean serve bench bench-serving
 
 venv:
 	@scripts/ensure_venv.sh
@@ -19,6 +19,11 @@ test: venv
 # Serve the pushed models over TF Serving's REST (:8501) and gRPC (:8500) APIs.
 serve: venv
 	$(BIN)/happysad serve $(ARGS)
+
+# Every performance figure side by side (~20 min; the 10,000 faces are generated once and kept):
+# prints a table, writes pipeline_output/benchmarks/results.json and tests/benchmarks/RESULTS.md.
+bench: venv
+	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
 
 # Serving latency/throughput: in-process vs. REST vs. gRPC (prints a table).
 bench-serving: venv

@@ -16,6 +16,7 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import math
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ SUPERSAMPLE = 4
 DEFAULT_COUNT = 80
 DEFAULT_SEED = 20261129
 DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"
+_PARALLEL_FROM = 400  # faces; below this, worker start-up costs more than it saves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,16 +185,27 @@ def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     written: dict[str, list[Path]] = {name: [] for name in classes}
+    jobs = []
     for name in classes:
         (staging / name).mkdir()
         for i, style in enumerate(styles):
             file_name = f"{name}_{i:03d}.png"
-            render_face(style, name).save(staging / name / file_name, format="PNG")
+            jobs.append((style, name, str(staging / name / file_name)))
             written[name].append(out_dir / name / file_name)
+    if len(jobs) >= _PARALLEL_FROM:  # each face is independent: use every core
+        with multiprocessing.get_context("spawn").Pool() as pool:
+            pool.starmap(_render_to_file, jobs, chunksize=16)
+    else:
+        for job in jobs:
+            _render_to_file(*job)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
     return written
+
+
+def _render_to_file(style: FaceStyle, expression: str, path: str) -> None:
+    render_face(style, expression).save(path, format="PNG")
 
 
 def _blank_face(style: FaceStyle):

@@ -213,7 +213,7 @@ def cmd_compile(args) -> int:
     with progress.console_to_log(str(log)):  # the user-code wheel build is chatty
         spec = kubeflow_v2_runner.compile_spec(
             str(args.out), pipeline_root=args.pipeline_root, examples_dir=args.examples_dir,
-            serving_dir=args.serving_dir, class_names=classes, image=args.image)
+            serving_dir=args.serving_dir, class_names=classes, image=args.image, beam_args=args.beam_arg)
     tasks = sorted(spec["pipelineSpec"]["root"]["dag"]["tasks"])
     print(f"wrote {args.out}: a Kubeflow Pipelines v2 / Vertex AI pipeline spec with {len(tasks)} tasks "
           f"({', '.join(tasks)}); image {args.image}; build log {log}")
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the class set (default: happy,sad)")
     comp.add_argument("--image", default=DEFAULT_IMAGE,
                       help="container image with this project installed (default: %(default)s, which lacks it)")
+    comp.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                      help="a Beam option for the components' Beam jobs, e.g. --beam-arg=--runner=DataflowRunner")
     comp.set_defaults(func=cmd_compile)
     return parser
 

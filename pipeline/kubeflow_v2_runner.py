@@ -20,7 +20,7 @@ DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.16.0"  # replace with an image that
 
 
 def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, serving_dir: str,
-                 class_names: Sequence[str], image: str = DEFAULT_IMAGE,
+                 class_names: Sequence[str], image: str = DEFAULT_IMAGE, beam_args: Sequence[str] = (),
                  training: configs.TrainingConfig = configs.TrainingConfig()) -> dict:
     """Writes the KFP v2 pipeline job spec to out_file and returns it."""
     import os
@@ -40,6 +40,7 @@ def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, servin
         serving_model_dir=f"{serving_dir.rstrip('/')}/{configs.MODEL_NAME}",
         class_names=class_names,
         training=training,
+        beam_pipeline_args=list(beam_args),  # e.g. --runner=DataflowRunner --project=... --region=...
         builtin_resolvers=True,  # the only resolver strategies the KFP v2 compiler accepts
     )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -1,10 +1,12 @@
 """create_pipeline(): the happysad TFX pipeline, with no physical paths of its own.
 
-ImportExampleGen -> StatisticsGen ------------> ExampleValidator (vs. the curated schema) -+
-                 |  ImportSchemaGen (curated) -^  SkewValidator (eval vs. train)          |
-                 |                               DriftValidator (vs. the previous run)     +-> DataGate
-                 +-> ImageValidator (decodes every image: format, size, colour mode) -----+
-DataGate -> Trainer -> Evaluator (vs. the latest blessed model) -> Pusher
+ImportExampleGen + ImportSchemaGen (the curated schema) -> StatisticsGen, then four checks:
+  ExampleValidator  statistics vs. the schema
+  SkewValidator     eval vs. train class balance
+  DriftValidator    vs. the previous run's statistics
+  ImageValidator    decodes every image: format, size, colour mode, label
+-> DataGate (fails the run on any anomaly) -> Trainer -> Evaluator (vs. the latest
+blessed model) -> Pusher (only a blessed model)
 """
 from __future__ import annotations
 
@@ -35,7 +37,10 @@ def _eval_config(gate: configs.GateConfig, num_classes: int) -> tfma.EvalConfig:
     per-class recall is reported."""
     no_regression = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                                                 absolute={"value": -gate.max_accuracy_drop})
-    at_least = lambda bound: tfma.GenericValueThreshold(lower_bound={"value": bound})  # noqa: E731
+
+    def at_least(bound: float) -> tfma.GenericValueThreshold:
+        return tfma.GenericValueThreshold(lower_bound={"value": bound})
+
     if num_classes == 2:
         metrics_specs = [tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),

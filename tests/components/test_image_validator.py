@@ -98,3 +98,18 @@ def test_anomalies_round_trip_through_the_artifact_layout_and_stop_the_gate(tmp_
 def test_summary_is_json_serialisable():
     _, summary = image_validator.check_examples([_example(_png())], CLASSES, 150, 150)
     assert json.loads(json.dumps(summary))["sizes"] == {"150x150": 1}
+
+
+def test_a_decompression_bomb_is_reported_by_its_header_not_decoded(monkeypatch):
+    # 100 megapixels in ~100 KB of PNG: under Pillow's own refusal (2x its
+    # 89 MP warning limit), so only skipping the decode keeps it from being allocated.
+    bomb = _png((10000, 10000), mode="L")
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
+    found, _ = image_validator.check_examples([_example(bomb, filename="bomb.png"), _example(_png())],
+                                              CLASSES, 150, 150)
+    assert (10000, 10000) not in decoded and (150, 150) in decoded
+    assert _reasons(found) == [
+        ("image", "Wrong colour mode", "expected RGB or RGBA, found L in 1 of 2 examples (bomb.png)"),
+        ("image", "Wrong image size", "expected 150x150, found 10000x10000 in 1 of 2 examples (bomb.png)")]

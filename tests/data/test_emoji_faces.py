@@ -112,3 +112,11 @@ def test_bad_class_sets_and_counts_are_refused(tmp_path, classes, count, says):
     with pytest.raises(ValueError, match=says):
         emoji_faces.generate(tmp_path / "x", count=count, seed=1, classes=classes)
     assert not (tmp_path / "x").exists()
+
+
+def test_parallel_generation_writes_the_same_bytes(tmp_path, monkeypatch):
+    serial = emoji_faces.generate(tmp_path / "serial", count=8, seed=5)
+    monkeypatch.setattr(emoji_faces, "_PARALLEL_FROM", 4)  # force the worker pool for 8 faces
+    parallel = emoji_faces.generate(tmp_path / "parallel", count=8, seed=5)
+    for cls in emoji_faces.CLASS_NAMES:
+        assert [p.read_bytes() for p in serial[cls]] == [p.read_bytes() for p in parallel[cls]]

@@ -19,6 +19,9 @@ def _happysad(*args, cwd=REPO):
     (["--learning-rate", "0"], "--learning-rate must be positive"),
     (["--data", "/no/such/folder"], "/no/such/folder: no such folder"),
     (["--runner", "kubeflow"], "invalid choice"),
+    (["--tfrecords", "/tmp", "--data", "/tmp"], "not both"),
+    (["--tfrecords", "/no/such/folder"], "no *.tfrecord.gz files there"),
+    (["--classes", "happy"], "--classes needs at least two distinct names"),
 ])
 def test_bad_run_flags_are_refused_with_the_flag_named(args, message):
     result = _happysad("run", *args)
@@ -31,6 +34,15 @@ def test_generate_writes_the_requested_faces(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "faces" / "sad").iterdir()) == [
         "sad_000.png", "sad_001.png", "sad_002.png"]
+
+
+def test_generate_draws_the_extra_expressions_and_refuses_unknown_ones(tmp_path):
+    result = _happysad("generate", "--out", str(tmp_path / "faces"), "--count", "8", "--classes",
+                       "happy,sad,surprised,angry")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["angry", "happy", "sad", "surprised"]
+    bad = _happysad("generate", "--out", str(tmp_path / "more"), "--count", "4", "--classes", "happy,bored")
+    assert bad.returncode == 2 and "two or more of happy, sad, surprised, angry" in bad.stderr
 
 
 def test_ingest_of_a_one_class_folder_says_what_to_fix(tmp_path):

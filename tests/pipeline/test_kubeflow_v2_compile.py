@@ -16,7 +16,8 @@ def test_compiles_every_component_and_the_trainer_module(tmp_path):
     result = subprocess.run(
         [HAPPYSAD, "compile", "--target", "kubeflow-v2", str(out), "--pipeline-root", str(root),
          "--examples-dir", str(tmp_path / "shared" / "tfrecords"), "--serving-dir", str(tmp_path / "shared" / "serving"),
-         "--classes", "happy,sad,surprised", "--image", "example.registry/happysad:1"],
+         "--classes", "happy,sad,surprised", "--image", "example.registry/happysad:1",
+         "--beam-arg=--runner=DataflowRunner", "--beam-arg=--region=europe-west4"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "bdist_wheel" not in result.stdout  # the build noise went to the log
@@ -38,3 +39,4 @@ def test_compiles_every_component_and_the_trainer_module(tmp_path):
     (schema,) = (root / "schema").glob("schema-*.pbtxt")
     assert 'value: "surprised"' in schema.read_text() and str(schema) in json.dumps(tasks["ImportSchemaGen"])
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == str(root)
+    assert "--runner=DataflowRunner" in json.dumps(tasks["StatisticsGen"]) + json.dumps(executors)

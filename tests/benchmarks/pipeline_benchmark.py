@@ -1,0 +1,185 @@
+"""Pipeline figures: whole runs, the Trainer against plain Keras, seeds, and growth with data size.
+
+A script that prints figures (not a test); `make bench` runs it with the
+serving benchmark and writes the JSON and markdown summary. Every figure is a
+median over repeats measured in this one process's run, because the machine
+is shared and noisy: compare the ratios more than the seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "components" / "trainer")]
+HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def whole_runs(work: Path, runner: str, repeats: int) -> dict:
+    """`happysad run` as a user types it: cold (fresh root) and cached (unchanged re-run)."""
+    from pipeline import configs, run_summary
+
+    cold, cached, components = [], [], {}
+    for i in range(repeats):
+        root, serving = work / f"{runner}-{i}" / "root", work / f"{runner}-{i}" / "serving"
+        for kind, seconds in (("cold", cold), ("cached", cached)):
+            started = time.perf_counter()
+            result = subprocess.run([HAPPYSAD, "run", "--runner", runner, "--pipeline-root", str(root),
+                                     "--serving-dir", str(serving)], cwd=REPO, capture_output=True, text=True)
+            seconds.append(time.perf_counter() - started)
+            if result.returncode not in (0, 3):
+                raise RuntimeError(f"happysad run failed:\n{result.stdout}\n{result.stderr}")
+            if kind == "cold":
+                summary = run_summary.read_run(str(root / "metadata.sqlite"), configs.PIPELINE_NAME)
+                for c in summary.components:
+                    components.setdefault(c.node_id, []).append(c.seconds)
+    return {"cold_s": _median(cold), "cached_s": _median(cached), "cold_runs": cold, "cached_runs": cached,
+            "components_cold_s": {k: _median(v) for k, v in components.items()}}
+
+
+def _examples_dir(work: Path) -> Path:
+    """The ImportExampleGen output of the first Beam run (the pipeline's own split)."""
+    return next((work / "beam-0" / "root" / "ImportExampleGen" / "examples").iterdir())
+
+
+def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
+    """Images/s in the Trainer's run_fn (its tf.data input) vs. a plain Keras fit
+    of the same model on the same pixels already decoded in memory. Epoch 1
+    (tracing, cache fill) is left out of both."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import emoji_cnn
+    import trainer_module
+    import training_report
+
+    train_files = [str(examples / "Split-train" / "*")]
+    run_dir = tempfile.mkdtemp()
+    fn_args = types.SimpleNamespace(
+        train_files=train_files, eval_files=[str(examples / "Split-eval" / "*")],
+        serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
+        custom_config={"epochs": epochs, "batch_size": 10, "threshold": 2.0,  # never stops early
+                       "seed": 1, "learning_rate": 1e-3, "class_names": ["happy", "sad"]})
+    trainer_module.run_fn(fn_args)
+    summary = json.loads((Path(run_dir) / training_report.SUMMARY_FILE).read_text())
+    def arrays(files):
+        pairs = list(trainer_module._dataset(files, 10).unbatch().as_numpy_iterator())
+        return np.stack([p for p, _ in pairs]), np.array([label for _, label in pairs])
+
+    x, y = arrays(train_files)
+    validation = arrays(fn_args.eval_files)
+    n = len(x)
+    trainer_epoch_s = summary["epoch_seconds"][1:]
+
+    keras.utils.set_random_seed(1)
+    model = emoji_cnn.build_model()
+    timer = training_report.EpochTimer()
+    # The Trainer validates every epoch too.
+    model.fit(x, y, batch_size=10, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer],
+              validation_data=validation)
+    keras_epoch_s = timer.seconds[1:]
+    trainer = n / _median(trainer_epoch_s)
+    floor = n / _median(keras_epoch_s)
+    tf.keras.backend.clear_session()
+    return {"train_images": n, "trainer_images_per_s": trainer, "keras_images_per_s": floor,
+            "ratio": trainer / floor, "export_s": summary.get("export_seconds")}
+
+
+def seeds(examples: Path, count: int = 5) -> dict:
+    import trainer_module
+    import training_report
+
+    epochs, accuracy = [], []
+    for seed in range(1, count + 1):
+        run_dir = tempfile.mkdtemp()
+        trainer_module.run_fn(types.SimpleNamespace(
+            train_files=[str(examples / "Split-train" / "*")], eval_files=[str(examples / "Split-eval" / "*")],
+            serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
+            custom_config={"epochs": 15, "batch_size": 10, "threshold": 0.999, "seed": seed,
+                           "learning_rate": 1e-3, "class_names": ["happy", "sad"]}))
+        summary = json.loads((Path(run_dir) / training_report.SUMMARY_FILE).read_text())
+        epochs.append(summary["threshold_epoch"] or 99)
+        accuracy.append(summary["final_val_accuracy"])
+    return {"epochs": epochs, "median": _median(epochs), "worst": max(epochs), "eval_accuracy": accuracy}
+
+
+def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str):
+    """ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator: the
+    data half of the pipeline, on its own."""
+    from tfx import v1 as tfx
+
+    from pipeline import configs, run_summary
+
+    example_gen = tfx.components.ImportExampleGen(input_base=str(examples_dir))
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  schema=schema_gen.outputs["schema"])
+    validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                schema=schema_gen.outputs["schema"])
+    return tfx.dsl.Pipeline(
+        pipeline_name="bench", pipeline_root=str(root), components=[example_gen, schema_gen, statistics_gen, validator],
+        enable_cache=False, metadata_connection_config=run_summary.connection_config(str(root / "metadata.sqlite")),
+        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+
+
+def scale(work: Path, sizes, cache_dir: Path) -> list:
+    """Ingestion and StatisticsGen + SchemaGen + ExampleValidator at growing sizes."""
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+    from data import emoji_faces, ingest
+    from pipeline import run_summary, schema
+
+    rows = []
+    for size in sizes:
+        faces = cache_dir / f"faces-{size}"
+        if not faces.is_dir():  # generating 10,000 faces takes minutes: kept between bench runs
+            emoji_faces.generate(faces, count=size, seed=size)
+        out = work / f"ingest-{size}"
+        started = time.perf_counter()
+        ingest.ingest(faces, out, progress=False)
+        ingest_s = time.perf_counter() - started
+        root = work / f"validate-{size}"
+        BeamDagRunner().run(_validation_pipeline(root, out, schema.write_for_classes(["happy", "sad"], root / "schema")))
+        summary = run_summary.read_run(str(root / "metadata.sqlite"), "bench")
+        seconds = {c.node_id: c.seconds for c in summary.components}
+        rows.append({"images": size, "ingest_s": ingest_s, "ingest_images_per_s": size / ingest_s,
+                     "statistics_gen_s": seconds.get("StatisticsGen"), "schema_gen_s": seconds.get("ImportSchemaGen"),
+                     "example_validator_s": seconds.get("ExampleValidator"),
+                     "validation_s": sum(seconds.get(k) or 0 for k in ("StatisticsGen", "ImportSchemaGen",
+                                                                       "ExampleValidator"))})
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def main(out_json: Path, repeats: int = 2, sizes=(80, 1000, 10000)) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    cache_dir = out_json.parent
+    results = {"machine": {"cores": os.cpu_count()}, "repeats": repeats}
+    for runner in ("beam", "local"):
+        print(f"[bench] happysad run --runner {runner}: {repeats} cold + {repeats} cached", flush=True)
+        results[f"run_{runner}"] = whole_runs(work, runner, repeats)
+    examples = _examples_dir(work)
+    print("[bench] Trainer vs. plain Keras", flush=True)
+    results["trainer"] = trainer_vs_keras(examples)
+    print("[bench] epochs to the threshold, 5 seeds", flush=True)
+    results["seeds"] = seeds(examples)
+    print(f"[bench] ingestion and validation at {', '.join(map(str, sizes))} images", flush=True)
+    results["scale"] = scale(work, sizes, cache_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=1))
+    return results

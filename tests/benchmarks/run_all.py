@@ -1,0 +1,115 @@
+"""`make bench`: every figure side by side, printed, and written as JSON and markdown.
+
+    .venv/bin/python tests/benchmarks/run_all.py [--quick]
+
+Writes pipeline_output/benchmarks/results.json and tests/benchmarks/RESULTS.md
+(the README links the latter; commit it after a run on the reference machine).
+--quick: one repeat and 80/1,000 images only, for a smoke run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path[:0] = [str(HERE), str(REPO)]
+
+import pipeline_benchmark  # noqa: E402
+import serving_benchmark  # noqa: E402
+
+# The targets of the performance issue: (label, how to read it from results, comparison, bound).
+TARGETS = [
+    ("cached re-run, whole process (Beam)", lambda r: r["run_beam"]["cached_s"], "<=", 10.0, "s"),
+    ("cold run, whole process (Beam)", lambda r: r["run_beam"]["cold_s"], "<=", 45.0, "s"),
+    ("Trainer throughput / plain Keras", lambda r: r["trainer"]["ratio"], ">=", 0.9, "x"),
+    ("ingestion, largest size", lambda r: r["scale"][-1]["ingest_images_per_s"], ">=", 500.0, "img/s"),
+    ("validation growth 1k -> 10k images", lambda r: _growth(r), "<=", 11.0, "x"),
+    ("REST p50 overhead, batch 1", lambda r: r["serving"]["paths"]["REST"]["batch1"]["overhead_p50"], "<=", 1.3, "x"),
+    ("gRPC p50 overhead, batch 1", lambda r: r["serving"]["paths"]["gRPC"]["batch1"]["overhead_p50"], "<=", 1.2, "x"),
+]
+
+
+def _growth(results):
+    by_size = {row["images"]: row for row in results["scale"]}
+    if 1000 not in by_size or 10000 not in by_size:
+        return None
+    return by_size[10000]["validation_s"] / by_size[1000]["validation_s"]
+
+
+def _fmt(value, unit=""):
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Benchmarks\n\nMeasured by `make bench` on {time.strftime('%Y-%m-%d')}, "
+             f"{results['machine']['cores']} cores; medians of {results['repeats']} repeats. "
+             "Ratios are steadier than seconds on a shared machine.\n", "## Targets\n",
+             "| figure | measured | target | met |", "|---|---:|---:|:---:|"]
+    for label, read, op, bound, unit in TARGETS:
+        try:
+            value = read(results)
+        except (KeyError, IndexError, TypeError):
+            value = None
+        met = "" if value is None else ("yes" if (value <= bound if op == "<=" else value >= bound) else "**no**")
+        lines.append(f"| {label} | {_fmt(value, ' ' + unit)} | {op} {bound:g} {unit} | {met} |")
+    lines += ["\n## `happysad run`, whole process\n", "| runner | cold s | cached s |", "|---|---:|---:|"]
+    for runner in ("beam", "local"):
+        r = results[f"run_{runner}"]
+        lines.append(f"| {runner} | {r['cold_s']:.1f} | {r['cached_s']:.1f} |")
+    lines += ["\nPer component, cold (seconds, median):\n", "| component | beam | local |", "|---|---:|---:|"]
+    beam, local = results["run_beam"]["components_cold_s"], results["run_local"]["components_cold_s"]
+    for node in beam:
+        lines.append(f"| {node} | {beam[node]:.1f} | {local.get(node, 0):.1f} |")
+    t = results["trainer"]
+    lines += ["\n## Trainer\n", f"{t['train_images']} training images; epochs 2+ (epoch 1 traces and fills the cache).\n",
+              "| input | images/s |", "|---|---:|",
+              f"| Trainer run_fn (TFX input, tf.data) | {t['trainer_images_per_s']:.0f} |",
+              f"| plain Keras fit on decoded arrays (the floor) | {t['keras_images_per_s']:.0f} |",
+              f"| ratio | {t['ratio']:.2f} |", f"\nModel export: {t['export_s']} s.\n"]
+    sd = results["seeds"]
+    lines += ["## Epochs to 0.999, seeds 1-5\n", f"{sd['epochs']} - median {sd['median']}, worst {sd['worst']}; "
+              f"eval accuracy {[round(a, 3) for a in sd['eval_accuracy']]}\n"]
+    lines += ["## Growth with data size\n", "| images | ingest s | ingest img/s | StatisticsGen s | SchemaGen s | "
+              "ExampleValidator s | validation s |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in results["scale"]:
+        lines.append(f"| {row['images']} | {row['ingest_s']:.1f} | {row['ingest_images_per_s']:.0f} | "
+                     f"{row['statistics_gen_s']:.1f} | {row['schema_gen_s']:.1f} | {row['example_validator_s']:.1f} | "
+                     f"{row['validation_s']:.1f} |")
+    lines += ["\n## Serving (batch 1 and 32; p50/p99 ms; images/s)\n",
+              "| path | batch | p50 ms | p99 ms | img/s | p50 x in-process |", "|---|---:|---:|---:|---:|---:|"]
+    for name, row in results["serving"]["paths"].items():
+        for size in (1, 32):
+            r = row[f"batch{size}"]
+            lines.append(f"| {name} | {size} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['images_per_s']:.0f} | "
+                         f"{r.get('overhead_p50', 1.0):.2f} |")
+        lines.append(f"| {name} | 1, 8 clients | | | {row['batch1_8clients_images_per_s']:.0f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Run every benchmark; print and write the figures.")
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 80 and 1,000 images")
+    parser.add_argument("--out", type=Path, default=REPO / "pipeline_output" / "benchmarks")
+    parser.add_argument("--markdown", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args(argv)
+    results = pipeline_benchmark.main(args.out / "pipeline.json", repeats=1 if args.quick else 2,
+                                      sizes=(80, 1000) if args.quick else (80, 1000, 10000))
+    print("[bench] serving", flush=True)
+    serving_benchmark.main(["--json", str(args.out / "serving.json"), "--repeats", "100" if args.quick else "200"])
+    results["serving"] = json.loads((args.out / "serving.json").read_text())
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results)
+    args.markdown.write_text(text)
+    print(text)
+    print(f"figures: {args.out / 'results.json'}; summary: {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
