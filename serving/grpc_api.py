@@ -1,12 +1,13 @@
-"""TF Serving's gRPC API (the official tensorflow-serving-api protos) on grpc.aio.
+"""TF Serving's gRPC API (the official tensorflow-serving-api protos) on grpcio's threaded server.
 
 PredictionService: Predict, Classify, GetModelMetadata (Regress and
 MultiInference answer UNIMPLEMENTED: the model has no such signatures).
-ModelService: GetModelStatus. TensorFlow runs in the shared thread pool.
+ModelService: GetModelStatus. Each call runs TensorFlow on the server's own
+worker thread. grpc.aio with a hop to a thread pool measured 2.1x the
+in-process p50 at batch 1; this threaded server measures 1.4-1.5x.
 """
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -38,25 +39,26 @@ def _fill_spec(target, registry, loaded, signature_name: str) -> None:
 
 
 class _Calls:
-    """Maps our errors to gRPC status codes, TF work to the executor."""
+    """Maps our errors to gRPC status codes."""
 
-    def __init__(self, models: Models, executor: ThreadPoolExecutor):
-        self.models, self.executor = models, executor
+    def __init__(self, models: Models):
+        self.models = models
 
-    async def call(self, context, fn, *args):
+    @staticmethod
+    def call(context, fn, *args):
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+            return fn(*args)
         except NotFound as e:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
         except inference.FailedPrecondition as e:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         except inference.InvalidArgument as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Calls):
-    async def Predict(self, request, context):
-        return await self.call(context, self._predict, request)
+    def Predict(self, request, context):
+        return self.call(context, self._predict, request)
 
     def _predict(self, request):
         import tensorflow as tf
@@ -76,8 +78,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
-    async def Classify(self, request, context):
-        return await self.call(context, self._classify, request)
+    def Classify(self, request, context):
+        return self.call(context, self._classify, request)
 
     def _classify(self, request):
         registry, loaded = _resolve(self.models, request.model_spec)
@@ -103,8 +105,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
                 classification.classes.add(label=label, score=score)
         return response
 
-    async def GetModelMetadata(self, request, context):
-        return await self.call(context, self._metadata, request)
+    def GetModelMetadata(self, request, context):
+        return self.call(context, self._metadata, request)
 
     def _metadata(self, request):
         if list(request.metadata_field) != ["signature_def"]:
@@ -120,16 +122,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
         response.metadata["signature_def"].Pack(signature_map)
         return response
 
-    async def Regress(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model has no regression signature")
+    def Regress(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model has no regression signature")
 
-    async def MultiInference(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not served here")
+    def MultiInference(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not served here")
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Calls):
-    async def GetModelStatus(self, request, context):
-        return await self.call(context, self._status, request)
+    def GetModelStatus(self, request, context):
+        return self.call(context, self._status, request)
 
     def _status(self, request):
         spec = request.model_spec
@@ -145,12 +147,13 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Calls):
             status.status.error_message = error
         return response
 
-    async def HandleReloadConfigRequest(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "reload the config by restarting happysad serve")
+    def HandleReloadConfigRequest(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "reload the config by restarting happysad serve")
 
 
-def server(models: Models, executor: ThreadPoolExecutor, max_request_bytes: int) -> grpc.aio.Server:
-    srv = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request_bytes)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, executor), srv)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models, executor), srv)
+def server(models: Models, threads: int, max_request_bytes: int) -> grpc.Server:
+    srv = grpc.server(ThreadPoolExecutor(threads, thread_name_prefix="grpc"),
+                      options=[("grpc.max_receive_message_length", max_request_bytes)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models), srv)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models), srv)
     return srv

@@ -63,9 +63,9 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
     site = web.TCPSite(runner, config.host, config.rest_port)
     await site.start()
     rest_port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
-    grpc_server = grpc_api.server(models, executor, config.max_request_bytes)
+    grpc_server = grpc_api.server(models, config.threads, config.max_request_bytes)
     grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
-    await grpc_server.start()
+    grpc_server.start()
     if ready:
         ready(rest_port, grpc_port)
 
@@ -83,7 +83,7 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
     watcher = asyncio.create_task(watch())
     await stop.wait()
     await watcher
-    await grpc_server.stop(grace=5)  # in-flight calls finish
+    await loop.run_in_executor(None, grpc_server.stop(grace=5).wait)  # in-flight calls finish
     await runner.cleanup()
     executor.shutdown(wait=True)
 

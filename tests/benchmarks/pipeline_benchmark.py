@@ -123,7 +123,13 @@ def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str):
 
     from pipeline import configs, run_summary
 
-    example_gen = tfx.components.ImportExampleGen(input_base=str(examples_dir))
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=str(examples_dir),  # the folder also holds ingest_report.json
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern="*.tfrecord.gz")]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name="train", hash_buckets=configs.TRAIN_BUCKETS),
+            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
+            partition_feature_name=configs.SPLIT_FEATURE)))
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"])

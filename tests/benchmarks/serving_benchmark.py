@@ -59,8 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
+    import http.client
+
     import grpc
-    import requests
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -85,7 +86,6 @@ def main(argv=None) -> int:
     server = start_server(tmp, "--model-base-path", str(base))
     results = {"model_dir": str(model_dir), "repeats": args.repeats, "paths": {}}
     try:
-        rest_url = f"{server.rest}/v1/models/{MODEL}:predict"
         channel = grpc.insecure_channel(server.grpc)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
@@ -93,13 +93,19 @@ def main(argv=None) -> int:
             tensor = tf.constant(batch)
             return lambda: serve(images=tensor)
 
-        def rest(batch, session=None):
-            session = session or requests.Session()
+        def rest(batch):
+            # One keep-alive connection per client, as a serving client keeps one;
+            # http.client, because requests alone adds ~0.5 ms per call here.
+            host, port = server.rest.split("//")[1].split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
             body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in batch]})
+            path = f"/v1/models/{MODEL}:predict"
 
             def call():
-                response = session.post(rest_url, data=body, timeout=60)
-                assert response.status_code == 200, response.text
+                connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                data = response.read()
+                assert response.status == 200, data
             return call
 
         def grpc_call(batch):
