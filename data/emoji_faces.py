@@ -113,10 +113,7 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
     if expression in ("surprised", "angry"):
         return _render_other(style, expression)
     happy = expression == "happy"
-    face, r, cx, cy = _blank_face(style)
-    draw = ImageDraw.Draw(face)
-    feature = style.feature_rgb + (255,)
-    stroke = max(2, int(style.stroke * r))
+    face, draw, r, cx, cy, feature, stroke = _blank_face(style)
 
     # Eyes: shared style; only closed eyes carry expression (arc direction).
     for side in (-1, 1):
@@ -209,13 +206,14 @@ def _render_to_file(style: FaceStyle, expression: str, path: str) -> None:
 
 
 def _blank_face(style: FaceStyle):
-    """The shaded face disc on a transparent supersampled canvas: (image, radius, cx, cy)."""
+    """The shaded face disc on a transparent supersampled canvas, ready for features:
+    (image, its ImageDraw, radius, centre x, centre y, feature colour, stroke width)."""
     size = IMAGE_SIZE * SUPERSAMPLE
     r = style.radius * size
     cx, cy = style.center[0] * size, style.center[1] * size
     face = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     _draw_shaded_disc(face, cx, cy, r, style.face_rgb, style.shade, style.outline)
-    return face, r, cx, cy
+    return face, ImageDraw.Draw(face), r, cx, cy, style.feature_rgb + (255,), max(2, int(style.stroke * r))
 
 
 def _finish(face: Image.Image, style: FaceStyle, cx: float, cy: float) -> Image.Image:
@@ -235,10 +233,7 @@ def _render_other(style: FaceStyle, expression: str) -> Image.Image:
     """surprised / angry: the same face, eyes and canvas as render_face; brows
     always drawn (they carry these expressions), no blush or tear."""
     surprised = expression == "surprised"
-    face, r, cx, cy = _blank_face(style)
-    draw = ImageDraw.Draw(face)
-    feature = style.feature_rgb + (255,)
-    stroke = max(2, int(style.stroke * r))
+    face, draw, r, cx, cy, feature, stroke = _blank_face(style)
     for side in (-1, 1):
         ex, ey = cx + side * style.eye_spacing * r, cy - style.eye_height * r
         er = style.eye_size * r
