@@ -12,13 +12,12 @@ import time
 import warnings
 from pathlib import Path
 
-from pipeline import configs
-from pipeline.local_runner import RUNNERS
+from pipeline import configs, local_runner  # both light: no TensorFlow at import
 
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
 EXIT_DATA_REJECTED = 4
-DEFAULT_MODEL_BASE = Path("serving_model") / configs.MODEL_NAME  # where `happysad run` pushes
+DEFAULT_MODEL_BASE = local_runner.DEFAULT_SERVING_DIR / configs.MODEL_NAME  # where `happysad run` pushes
 DATA_GATE = "DataGate"
 
 
@@ -86,7 +85,7 @@ def _check_run_args(parser, args) -> None:
 
 def cmd_run(args) -> int:
     _quiet_tensorflow()
-    from pipeline import local_runner, run_summary
+    from pipeline import run_summary
 
     started = time.monotonic()
     paths = local_runner.make_paths(args.pipeline_root, args.serving_dir)
@@ -130,7 +129,7 @@ def cmd_run(args) -> int:
 
 def cmd_inspect(args) -> int:
     _quiet_tensorflow()
-    from pipeline import local_runner, run_inspection
+    from pipeline import run_inspection
 
     paths = local_runner.make_paths(args.pipeline_root)
     try:
@@ -253,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--classes", type=_class_list, default=None,
                      metavar="A,B,...", help="the class set; anything else is an anomaly "
                      "(default: the --data sub-folders, or happy,sad for --tfrecords)")
-    run.add_argument("--runner", choices=RUNNERS, default="beam",
+    run.add_argument("--runner", choices=local_runner.RUNNERS, default="beam",
                      help="TFX orchestrator: BeamDagRunner or LocalDagRunner (default: %(default)s)")
     run.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many epochs (default: %(default)s)")
     run.add_argument("--threshold", type=float, default=defaults.threshold,

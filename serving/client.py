@@ -18,10 +18,13 @@ SIGNATURE = "serving_default"
 
 
 def latest_version_dir(base_path: str) -> str:
-    versions = [d for d in os.listdir(base_path) if d.isdigit()] if os.path.isdir(base_path) else []
+    """The newest version folder with a SavedModel under a TF Serving base path."""
+    from serving.model_registry import versions_on_disk
+
+    versions = versions_on_disk(base_path)
     if not versions:
         raise FileNotFoundError(f"no pushed model under {base_path}: run `make run` first, or pass --model-dir")
-    return os.path.join(base_path, max(versions, key=int))
+    return os.path.join(base_path, str(versions[-1]))
 
 
 def _rows(class_names, probabilities) -> list:

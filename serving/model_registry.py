@@ -79,6 +79,14 @@ def read_model_config(path: str) -> list:
     return models
 
 
+def versions_on_disk(base_path: str) -> list:
+    """The version numbers under a TF Serving base path that hold a SavedModel."""
+    if not os.path.isdir(base_path):
+        return []
+    return sorted(int(d) for d in os.listdir(base_path)
+                  if d.isdigit() and os.path.exists(os.path.join(base_path, d, "saved_model.pb")))
+
+
 def _signature_defs(path: str) -> dict:
     from tensorflow.python.tools import saved_model_utils
 
@@ -98,20 +106,13 @@ class ModelRegistry:
     def name(self) -> str:
         return self.config.name
 
-    def available_on_disk(self) -> list:
-        base = self.config.base_path
-        if not os.path.isdir(base):
-            return []
-        return sorted(int(d) for d in os.listdir(base)
-                      if d.isdigit() and os.path.exists(os.path.join(base, d, "saved_model.pb")))
-
     def poll(self) -> bool:
         """Loads wanted versions not yet loaded and drops unwanted ones; True if
         anything changed."""
         import tensorflow as tf
 
         with self._lock:
-            wanted = self.config.policy.choose(self.available_on_disk())
+            wanted = self.config.policy.choose(versions_on_disk(self.config.base_path))
             current = self._versions
             loaded = dict(current)
             for version in wanted:
