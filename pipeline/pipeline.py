@@ -106,6 +106,20 @@ def _resolver(builtin: bool, strategy, producer, pipeline_name: str, **channels)
     return node
 
 
+def import_example_gen(examples_dir: str) -> tfx.components.ImportExampleGen:
+    """ImportExampleGen over the *.tfrecord.gz in examples_dir (ingestion's report
+    sits beside them), split 4:1 into train/eval by a hash of the file name."""
+    return tfx.components.ImportExampleGen(
+        input_base=examples_dir,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="all", pattern="*.tfrecord.gz")]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
+            splits=[tfx.proto.SplitConfig.Split(name="train", hash_buckets=configs.TRAIN_BUCKETS),
+                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
+            partition_feature_name=configs.SPLIT_FEATURE)),
+    )
+
+
 def create_pipeline(
     *,
     pipeline_name: str,
@@ -130,15 +144,7 @@ def create_pipeline(
     serving_model_dir is where blessed models land as <dir>/<version>/;
     builtin_resolvers picks TFX's own resolver strategies (see _resolver).
     """
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=examples_dir,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="all", pattern="*.tfrecord.gz")]),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
-            splits=[tfx.proto.SplitConfig.Split(name="train", hash_buckets=configs.TRAIN_BUCKETS),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
-            partition_feature_name=configs.SPLIT_FEATURE)),
-    )
+    example_gen = import_example_gen(examples_dir)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     # With the schema, TFDV treats the image as bytes (sizes, not top values).
     statistics_gen = tfx.components.StatisticsGen(

@@ -24,12 +24,16 @@ from serving import inference
 from serving.model_registry import Models, NotFound
 
 
+def _version_choice(spec) -> tuple:
+    """(version, label) a ModelSpec asks for; both None means the latest."""
+    which = spec.WhichOneof("version_choice")
+    return (spec.version.value if which == "version" else None,
+            spec.version_label if which == "version_label" else None)
+
+
 def _resolve(models: Models, spec):
     registry = models.get(spec.name)
-    which = spec.WhichOneof("version_choice")
-    version = spec.version.value if which == "version" else None
-    label = spec.version_label if which == "version_label" else None
-    return registry, registry.resolve(version, label)
+    return registry, registry.resolve(*_version_choice(spec))
 
 
 def _fill_spec(target, registry, loaded, signature_name: str) -> None:
@@ -115,8 +119,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
         registry, loaded = _resolve(self.models, request.model_spec)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for key, signature in loaded.signature_defs.items():
-            if not key.startswith("__"):
-                signature_map.signature_def[key].CopyFrom(signature)
+            signature_map.signature_def[key].CopyFrom(signature)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         _fill_spec(response.model_spec, registry, loaded, "")
         response.metadata["signature_def"].Pack(signature_map)
@@ -134,11 +137,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Calls):
         return self.call(context, self._status, request)
 
     def _status(self, request):
-        spec = request.model_spec
-        registry = self.models.get(spec.name)
-        which = spec.WhichOneof("version_choice")
-        rows = registry.status(spec.version.value if which == "version" else None,
-                               spec.version_label if which == "version_label" else None)
+        registry = self.models.get(request.model_spec.name)
+        rows = registry.status(*_version_choice(request.model_spec))
         states = get_model_status_pb2.ModelVersionStatus.State
         response = get_model_status_pb2.GetModelStatusResponse()
         for version, state, error in rows:

@@ -79,7 +79,7 @@ def classify(loaded: LoadedVersion, signature_name: str, serialized_examples: li
     method = loaded.signature_defs[signature_name or DEFAULT_SIGNATURE].method_name
     if method != CLASSIFY_METHOD:
         raise FailedPrecondition(f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
-                              f"Was: {method}")
+                                 f"Was: {method}")
     if not serialized_examples:
         raise InvalidArgument("Input is empty: give at least one example")
     outputs = run(loaded, signature_name, {next(iter(input_specs(function))): np.array(serialized_examples,

@@ -46,7 +46,7 @@ class LoadedVersion:
     path: str
     model: object  # the tf.saved_model.load() result (keeps the functions alive)
     signatures: dict  # name -> concrete function
-    signature_defs: dict  # name -> SignatureDef proto (what GetModelMetadata returns)
+    signature_defs: dict  # name -> SignatureDef proto (what GetModelMetadata returns), init op left out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,9 @@ def versions_on_disk(base_path: str) -> list:
 def _signature_defs(path: str) -> dict:
     from tensorflow.python.tools import saved_model_utils
 
-    return dict(saved_model_utils.get_meta_graph_def(path, "serve").signature_def)
+    signatures = saved_model_utils.get_meta_graph_def(path, "serve").signature_def
+    # __saved_model_init_op is how SavedModel runs its initializers, not a signature to serve.
+    return {name: sig for name, sig in signatures.items() if not name.startswith("__")}
 
 
 class ModelRegistry:

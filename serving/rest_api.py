@@ -35,8 +35,7 @@ def signature_defs_json(loaded) -> dict:
 
     return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True,
                                             including_default_value_fields=True)
-            for name, sig in sorted(loaded.signature_defs.items())
-            if not name.startswith("__")}  # __saved_model_init_op is not a signature
+            for name, sig in sorted(loaded.signature_defs.items())}
 
 
 class RestApi:

@@ -125,15 +125,10 @@ def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str, beam_
     data half of the pipeline, on its own."""
     from tfx import v1 as tfx
 
-    from pipeline import configs, run_summary
+    from pipeline import run_summary
+    from pipeline.pipeline import import_example_gen
 
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=str(examples_dir),  # the folder also holds ingest_report.json
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern="*.tfrecord.gz")]),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-            tfx.proto.SplitConfig.Split(name="train", hash_buckets=configs.TRAIN_BUCKETS),
-            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
-            partition_feature_name=configs.SPLIT_FEATURE)))
+    example_gen = import_example_gen(str(examples_dir))  # the pipeline's own
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"])
