@@ -32,7 +32,7 @@ from components.trainer import features
 IMAGE_SIZE = 150
 BACKGROUND = (255, 255, 255)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # as Keras
-MAX_PIXELS = 40_000_000  # refuse decompression bombs before allocating them
+MAX_PIXELS = features.MAX_IMAGE_PIXELS  # refuse decompression bombs before allocating them
 TFRECORD_NAME = "images.tfrecord.gz"
 REPORT_NAME = "ingest_report.json"
 _FORMAT_VERSION = 1  # bump when normalisation changes, to invalidate old outputs

@@ -6,8 +6,10 @@ Flags -> a small typed config -> create_pipeline() arguments. Heavy imports
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -64,13 +66,31 @@ def cmd_ingest(args) -> int:
     return 0 if _ingest(args.data, args.out) else EXIT_FAILED
 
 
+def _unwritable(folder: Path) -> str:
+    """Why `folder` cannot hold the run's output ("" if it can): checked before
+    any work, so a bad path never costs a training run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return ""
+    except FileExistsError:
+        return "is a file, not a folder"
+    except OSError as e:
+        return f"cannot write there ({e.strerror or e})"
+
+
 def _check_run_args(parser, args) -> None:
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1 (got {args.epochs})")
     if not 0 < args.threshold <= 1:
         parser.error(f"--threshold is an accuracy in (0, 1] (got {args.threshold})")
-    if args.learning_rate <= 0:
-        parser.error(f"--learning-rate must be positive (got {args.learning_rate})")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):  # float() takes "inf" and "nan"
+        parser.error(f"--learning-rate must be positive and finite (got {args.learning_rate})")
+    for flag, folder in (("--pipeline-root", args.pipeline_root), ("--serving-dir", args.serving_dir)):
+        if folder is not None:
+            problem = _unwritable(folder)
+            if problem:
+                parser.error(f"{flag} {folder}: {problem}; give a folder you can write to")
     if args.data is not None and not args.data.is_dir():
         parser.error(f"--data {args.data}: no such folder (give a folder with one sub-folder per class)")
     if args.tfrecords is not None:
@@ -124,7 +144,8 @@ def cmd_run(args) -> int:
         return EXIT_FAILED
     print(run_summary.format_summary(summary))
     print(f"log: {summary.log_path}; total {time.monotonic() - started:.1f}s")
-    return 0 if summary.pushed_dir or summary.blessed else EXIT_NOT_BLESSED
+    servable = summary.serving_check is None or summary.serving_check["blessed"]
+    return 0 if summary.pushed_dir or (summary.blessed and servable) else EXIT_NOT_BLESSED
 
 
 def cmd_inspect(args) -> int:
@@ -156,7 +177,9 @@ def cmd_serve(args) -> int:
         models = [model_registry.ModelConfig(args.model_name, str(args.model_base_path.resolve()))]
     server.run(server.ServerConfig(models=models, host=args.host, rest_port=args.rest_port,
                                    grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
-                                   max_request_bytes=args.max_request_bytes))
+                                   max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+                                   idle_timeout_seconds=args.idle_timeout_seconds,
+                                   body_timeout_seconds=args.body_timeout_seconds))
     return 0
 
 
@@ -217,6 +240,20 @@ def cmd_compile(args) -> int:
     print(f"wrote {args.out}: a Kubeflow Pipelines v2 / Vertex AI pipeline spec with {len(tasks)} tasks "
           f"({', '.join(tasks)}); image {args.image}; build log {log}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:  # float() accepts "inf" and "nan"
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text}")
+    return value
 
 
 def _class_list(text: str) -> list:
@@ -293,7 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--poll-seconds", type=float, default=1.0,
                      help="how often to look for new versions (default: %(default)s)")
     srv.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
-                     help="larger request bodies are refused (default: %(default)s)")
+                     help="larger request bodies are refused with 413 (default: %(default)s)")
+    srv.add_argument("--max-batch-size", type=_positive_int, default=256,
+                     help="a request with more examples is refused with 400 (default: %(default)s)")
+    srv.add_argument("--idle-timeout-seconds", type=_positive_float, default=30.0,
+                     help="idle connections are closed after this (default: %(default)s)")
+    srv.add_argument("--body-timeout-seconds", type=_positive_float, default=30.0,
+                     help="a request body must arrive within this, or 408 (default: %(default)s)")
     srv.set_defaults(func=cmd_serve)
 
     pred = sub.add_parser("predict", help="classify images: in-process, or through a REST/gRPC server")

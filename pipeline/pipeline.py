@@ -6,7 +6,8 @@ ImportExampleGen + ImportSchemaGen (the curated schema) -> StatisticsGen, then f
   DriftValidator    vs. the previous run's statistics
   ImageValidator    decodes every image: format, size, colour mode, label
 -> DataGate (fails the run on any anomaly) -> Trainer -> Evaluator (vs. the latest
-blessed model) -> Pusher (only a blessed model)
+blessed model) and ServingCheck (loads and runs it as TF Serving does) -> Pusher
+(only a model both bless)
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tfx.components import DistributionValidator  # not exported by tfx.v1 in 1.
 from components import resolvers
 from components.data_gate import DataGate
 from components.image_validator import ImageValidator
+from components.serving_check import ServingCheck
 from components.trainer import features
 from pipeline import configs
 
@@ -215,9 +217,16 @@ def create_pipeline(
         example_splits=["eval"],
         eval_config=_eval_config(gate, len(class_names)),
     )
+    # InfraValidator's job without Docker: the session-based loader TF Serving uses.
+    serving_check = ServingCheck(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        class_names=json.dumps(sorted(class_names)),
+    )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
     )
@@ -226,7 +235,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, skew_validator,
                     previous_statistics, drift_validator, image_validator, data_gate,
-                    trainer, model_resolver, evaluator, pusher],
+                    trainer, model_resolver, evaluator, serving_check, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []),

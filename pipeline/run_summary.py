@@ -46,6 +46,7 @@ class RunSummary:
     pushed_dir: Optional[str]
     pushed_version: Optional[str]
     anomalies: dict = dataclasses.field(default_factory=dict)  # validator node -> [Anomaly]
+    serving_check: Optional[dict] = None  # ServingCheck's serving_check.json
     log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
@@ -106,6 +107,7 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
     _add_validation(summary)
     _add_training(summary)
     _add_evaluation(summary)
+    _add_serving_check(summary)
     _add_push(summary)
     return summary
 
@@ -201,6 +203,17 @@ def _threshold_text(threshold) -> str:
     return f"absolute change >= {change.absolute.value:g}" if change.HasField("absolute") else str(change).strip()
 
 
+def _add_serving_check(summary: RunSummary) -> None:
+    from components.serving_check import RESULT_FILE
+
+    check = summary.component("ServingCheck")
+    blessing = check.outputs.get("blessing") if check else None
+    path = os.path.join(blessing[0].uri, RESULT_FILE) if blessing else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            summary.serving_check = json.load(f)
+
+
 def _add_push(summary: RunSummary) -> None:
     pusher = summary.component("Pusher")
     if not pusher:
@@ -237,8 +250,14 @@ def format_summary(summary: RunSummary) -> str:
     if summary.blessed is not None:
         lines.append("blessed: yes" if summary.blessed else "blessed: NO - the model failed the gate:")
         lines.extend(f"  {reason}" for reason in summary.failed_thresholds)
+    if summary.serving_check is not None:
+        check = summary.serving_check
+        latency = ", ".join(f"{k} {v} ms" for k, v in sorted(check["latency_ms"].items()))
+        lines.append(f"serving check (TF Serving's session loader): passed; batch-1 {latency}" if check["blessed"]
+                     else "serving check (TF Serving's session loader): FAILED - TF Serving could not serve it:")
+        lines.extend(f"  {problem}" for problem in check["problems"])
     if summary.pushed_dir:
         lines.append(f"pushed: {summary.pushed_dir} (version {summary.pushed_version})")
     elif summary.blessed is not None:
-        lines.append("pushed: nothing (only a blessed model is pushed)")
+        lines.append("pushed: nothing (only a model that is blessed and passes the serving check is pushed)")
     return "\n".join(lines)

@@ -36,11 +36,17 @@ def _rows(class_names, probabilities) -> list:
 
 
 def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
-    import tensorflow as tf
+    """Loads the SavedModel as TF Serving does (a session) and runs serving_default."""
+    import numpy as np
 
-    serve = tf.saved_model.load(model_dir).signatures[SIGNATURE]
-    out = serve(images=tf.constant(list(images)))
-    return _rows(out["class_name"].numpy().tolist(), out["probabilities"].numpy().tolist())
+    from components.saved_model_bundle import SavedModelBundle
+
+    bundle = SavedModelBundle(model_dir)
+    try:
+        out = bundle.run(SIGNATURE, {"images": np.array(list(images), dtype=object)})
+    finally:
+        bundle.close()
+    return _rows(out["class_name"].tolist(), out["probabilities"].tolist())
 
 
 def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:

@@ -6,12 +6,35 @@ formats to and from these. Errors carry TF Serving's meaning: InvalidArgument
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from serving.model_registry import LoadedVersion
 
 DEFAULT_SIGNATURE = "serving_default"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server.
+
+    A request's examples are decoded and run `chunk_size` at a time, so its peak
+    memory is bounded by the chunk (150x150x3 float32 is 270 KB an image), not by
+    the request; `max_batch_size` bounds its total work, as TF Serving's
+    batching parameter of that name does."""
+
+    max_batch_size: int = 256
+    chunk_size: int = 32
+
+
+def check_batch_size(size: int, limits: Limits) -> None:
+    """InvalidArgument in TF Serving's words when a request carries too many examples."""
+    if size > limits.max_batch_size:
+        raise InvalidArgument(f"Task size {size} is larger than maximum input batch size {limits.max_batch_size}: "
+                              f"send at most {limits.max_batch_size} examples a request "
+                              "(happysad serve --max-batch-size)")
 
 
 class InvalidArgument(ValueError):
@@ -23,46 +46,67 @@ class FailedPrecondition(InvalidArgument):
     method): TF Serving's FAILED_PRECONDITION, 400 over REST."""
 
 
-def signature(loaded: LoadedVersion, name: str):
+def signature_name(loaded: LoadedVersion, name: str) -> str:
+    """The signature a request names ("" is serving_default); FailedPrecondition if the model lacks it."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"signature_name must be a string, got {name!r}")
     name = name or DEFAULT_SIGNATURE
-    if name not in loaded.signatures:
+    if name not in loaded.signature_defs:
         raise FailedPrecondition(f"Serving signature name: \"{name}\" not found in signature def")
-    return loaded.signatures[name]
+    return name
 
 
-def input_specs(function) -> dict:
-    """{input name: tf.TensorSpec} of a signature function."""
-    return dict(function.structured_input_signature[1])
+def input_specs(loaded: LoadedVersion, name: str) -> dict:
+    """{input name: (tf.DType, tf.TensorShape)} of a signature."""
+    return loaded.bundle.input_specs(signature_name(loaded, name))
 
 
-def run(loaded: LoadedVersion, signature_name: str, inputs: dict, output_filter=()) -> dict:
-    """Calls one signature; returns {output name: numpy array}."""
+def run(loaded: LoadedVersion, name: str, inputs: dict, output_filter=(), limits: Limits = Limits()) -> dict:
+    """Runs one signature through the session, as TF Serving does, chunk by
+    chunk; returns {output name: numpy array}."""
     import tensorflow as tf
 
-    function = signature(loaded, signature_name)
-    specs = input_specs(function)
+    name = signature_name(loaded, name)
+    specs = input_specs(loaded, name)
     missing, extra = set(specs) - set(inputs), set(inputs) - set(specs)
     if missing or extra:
-        raise InvalidArgument(f"signature {signature_name or DEFAULT_SIGNATURE!r} takes inputs "
-                              f"{sorted(specs)}; got {sorted(inputs)}")
-    tensors = {}
-    for name, spec in specs.items():
+        raise InvalidArgument(f"signature {name!r} takes inputs {sorted(specs)}; got {sorted(inputs)}")
+    arrays = {}
+    for key, (dtype, shape) in specs.items():
         try:
-            tensors[name] = tf.convert_to_tensor(inputs[name], dtype=spec.dtype)
-        except (TypeError, ValueError) as e:
-            raise InvalidArgument(f"input {name!r}: expected {spec.dtype.name} values: {e}") from e
-        if not spec.shape.is_compatible_with(tensors[name].shape):
-            raise InvalidArgument(f"input {name!r}: expected shape {spec.shape}, got {tensors[name].shape}")
+            arrays[key] = np.asarray(inputs[key], dtype=dtype.as_numpy_dtype)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise InvalidArgument(f"input {key!r}: expected {dtype.name} values: {e}") from e
+        if dtype == tf.string and not all(isinstance(v, (bytes, str)) for v in arrays[key].flat):
+            raise InvalidArgument(f"input {key!r}: expected string values (binary as {{\"b64\": ...}})")
+        if not shape.is_compatible_with(arrays[key].shape):
+            raise InvalidArgument(f"input {key!r}: expected shape {shape}, got {list(arrays[key].shape)}")
+    outputs = loaded.signature_defs[name].outputs
+    unknown = set(output_filter) - set(outputs)
+    if unknown:
+        raise InvalidArgument(f"output_filter names outputs the signature lacks: {sorted(unknown)}")
+    sizes = {a.shape[0] for a in arrays.values() if a.ndim}
+    if len(sizes) > 1:
+        raise InvalidArgument(f"inputs of signature {name!r} differ in batch size: {sorted(sizes)}")
+    size = sizes.pop() if sizes else 1
+    check_batch_size(size, limits)
     try:
-        outputs = function(**tensors)
-    except tf.errors.InvalidArgumentError as e:  # e.g. bytes that are not an image
+        if size <= limits.chunk_size or not all(a.ndim for a in arrays.values()):
+            return loaded.bundle.run(name, arrays, output_filter)
+        chunks = [loaded.bundle.run(name, {k: a[start:start + limits.chunk_size] for k, a in arrays.items()},
+                                    output_filter) for start in range(0, size, limits.chunk_size)]
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    except tf.errors.OpError as e:  # e.g. bytes that are not an image, a tf.Example that does not parse
         raise InvalidArgument(_op_error(e.message)) from e
-    if output_filter:
-        unknown = set(output_filter) - set(outputs)
-        if unknown:
-            raise InvalidArgument(f"output_filter names outputs the signature lacks: {sorted(unknown)}")
-        outputs = {k: v for k, v in outputs.items() if k in output_filter}
-    return {k: v.numpy() for k, v in outputs.items()}
+    except UnicodeDecodeError as e:  # TF's error quoted the input's bytes, which are not text
+        raise InvalidArgument(f"signature {name!r} could not parse its input: it takes "
+                              f"{_describe(loaded, name)} (see the model's /metadata)") from e
+    except (TypeError, ValueError) as e:  # a feed the session cannot convert
+        raise InvalidArgument(f"signature {name!r}: {e}") from e
+
+
+def _describe(loaded: LoadedVersion, name: str) -> str:
+    return ", ".join(f"{key} ({dtype.name} {shape})" for key, (dtype, shape) in input_specs(loaded, name).items())
 
 
 def _op_error(message: str) -> str:
@@ -73,17 +117,17 @@ def _op_error(message: str) -> str:
     return useful[0] if useful else lines[0]
 
 
-def classify(loaded: LoadedVersion, signature_name: str, serialized_examples: list) -> list:
+def classify(loaded: LoadedVersion, name: str, serialized_examples: list, limits: Limits = Limits()) -> list:
     """Runs a classification signature; returns [[(class, score), ...] per example]."""
-    function = signature(loaded, signature_name)
-    method = loaded.signature_defs[signature_name or DEFAULT_SIGNATURE].method_name
+    name = signature_name(loaded, name)
+    method = loaded.signature_defs[name].method_name
     if method != CLASSIFY_METHOD:
         raise FailedPrecondition(f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
                                  f"Was: {method}")
     if not serialized_examples:
         raise InvalidArgument("Input is empty: give at least one example")
-    outputs = run(loaded, signature_name, {next(iter(input_specs(function))): np.array(serialized_examples,
-                                                                                        dtype=object)})
+    (input_name,) = input_specs(loaded, name)
+    outputs = run(loaded, name, {input_name: np.array(serialized_examples, dtype=object)}, limits=limits)
     classes, scores = outputs.get("classes"), outputs["scores"]
     return [[((classes[i][j].decode() if classes is not None else str(j)), float(scores[i][j]))
              for j in range(scores.shape[1])] for i in range(scores.shape[0])]

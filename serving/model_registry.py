@@ -6,7 +6,7 @@ versions its version policy wants (by default the latest one), and unloads the
 rest. A new version is loaded fully before it is swapped in, and requests
 already running keep the version they resolved, so a push never fails a
 request. A version that fails to load (e.g. still being copied) is retried on
-the next poll while the previous one keeps serving.
+the next poll while the previous one keeps serving (availability-preserving).
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import logging
 import os
 import threading
 from typing import Optional, Sequence
+
+from components.saved_model_bundle import SavedModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,12 @@ class VersionPolicy:
 class LoadedVersion:
     version: int
     path: str
-    model: object  # the tf.saved_model.load() result (keeps the functions alive)
-    signatures: dict  # name -> concrete function
-    signature_defs: dict  # name -> SignatureDef proto (what GetModelMetadata returns), init op left out
+    bundle: SavedModelBundle  # loaded as TF Serving loads it: a session, signatures run by tensor name
+
+    @property
+    def signature_defs(self) -> dict:
+        """name -> SignatureDef proto (what GetModelMetadata returns), init op left out."""
+        return self.bundle.signature_defs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,16 +88,9 @@ def versions_on_disk(base_path: str) -> list:
     """The version numbers under a TF Serving base path that hold a SavedModel."""
     if not os.path.isdir(base_path):
         return []
+    # isascii(): "²".isdigit() is True but int("²") fails; TF Serving takes only 0-9.
     return sorted(int(d) for d in os.listdir(base_path)
-                  if d.isdigit() and os.path.exists(os.path.join(base_path, d, "saved_model.pb")))
-
-
-def _signature_defs(path: str) -> dict:
-    from tensorflow.python.tools import saved_model_utils
-
-    signatures = saved_model_utils.get_meta_graph_def(path, "serve").signature_def
-    # __saved_model_init_op is how SavedModel runs its initializers, not a signature to serve.
-    return {name: sig for name, sig in signatures.items() if not name.startswith("__")}
+                  if d.isascii() and d.isdigit() and os.path.exists(os.path.join(base_path, d, "saved_model.pb")))
 
 
 class ModelRegistry:
@@ -110,11 +108,15 @@ class ModelRegistry:
 
     def poll(self) -> bool:
         """Loads wanted versions not yet loaded and drops unwanted ones; True if
-        anything changed."""
-        import tensorflow as tf
+        anything changed.
 
+        TF Serving's availability-preserving policy: a served version is
+        unloaded only once every version the policy wants has loaded. A new
+        version that fails to load (garbage, or still being copied) is retried
+        on the next poll while the old one keeps serving."""
         with self._lock:
-            wanted = self.config.policy.choose(versions_on_disk(self.config.base_path))
+            on_disk = versions_on_disk(self.config.base_path)
+            wanted = self.config.policy.choose(on_disk)
             current = self._versions
             loaded = dict(current)
             for version in wanted:
@@ -122,18 +124,22 @@ class ModelRegistry:
                     continue
                 path = os.path.join(self.config.base_path, str(version))
                 try:
-                    model = tf.saved_model.load(path)
-                    loaded[version] = LoadedVersion(version, path, model, dict(model.signatures),
-                                                    _signature_defs(path))
+                    loaded[version] = LoadedVersion(version, path, SavedModelBundle(path))
                     self._failures.pop(version, None)
                     log.info("loaded %s version %d from %s", self.name, version, path)
                 except Exception as e:  # half-copied or broken: keep serving what we have
-                    self._failures[version] = f"{type(e).__name__}: {e}"
-                    log.warning("could not load %s version %d (will retry): %s", self.name, version, e)
-            for version in list(loaded):
-                if version not in wanted:
-                    del loaded[version]
-                    log.info("unloaded %s version %d", self.name, version)
+                    error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                    if self._failures.get(version) != error:  # once per distinct error, not every poll
+                        log.warning("could not load %s version %d (will retry; still serving %s): %s",
+                                    self.name, version, sorted(loaded) or "nothing", error)
+                    self._failures[version] = error
+            # A failed version that went away (or is no longer wanted) is forgotten.
+            self._failures = {v: e for v, e in self._failures.items() if v in wanted}
+            if all(v in loaded for v in wanted):
+                for version in list(loaded):
+                    if version not in wanted:
+                        del loaded[version]
+                        log.info("unloaded %s version %d", self.name, version)
             if loaded.keys() == current.keys():
                 return False
             self._versions = loaded  # one reference swap: readers see old or new, never half

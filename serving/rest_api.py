@@ -5,13 +5,15 @@ GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   signature defs
 POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    row or columnar
 POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify   tf.Example features
 Errors are {"error": "..."} with TF Serving's status codes: 400 invalid
-argument, 404 not found, 413 body over the limit. TensorFlow runs in a thread
-pool, so a slow batch never blocks the event loop.
+argument, 404 not found, 408 a body that does not arrive in time, 413 body over
+the limit (refused from its Content-Length, before reading). TensorFlow runs in
+a thread pool, so a slow batch never blocks the event loop.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -21,6 +23,7 @@ from aiohttp import web
 from serving import inference, rest_json
 from serving.model_registry import Models, NotFound
 
+log = logging.getLogger(__name__)
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
                    r"(?::(?P<method>[a-z]+)|/(?P<metadata>metadata))?$")
@@ -39,8 +42,10 @@ def signature_defs_json(loaded) -> dict:
 
 
 class RestApi:
-    def __init__(self, models: Models, executor: ThreadPoolExecutor, max_request_bytes: int):
+    def __init__(self, models: Models, executor: ThreadPoolExecutor, max_request_bytes: int,
+                 limits: inference.Limits = inference.Limits(), body_timeout_seconds: float = 30.0):
         self.models, self.executor, self.max_request_bytes = models, executor, max_request_bytes
+        self.limits, self.body_timeout_seconds = limits, body_timeout_seconds
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_request_bytes)
@@ -48,6 +53,13 @@ class RestApi:
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
+        try:
+            return await self._handle(request)
+        except Exception:  # a bug must cost one request, never the server
+            log.exception("%s %s failed", request.method, request.path)
+            return _error(500, f"Internal error while serving {request.method} {request.path}; see the server log")
+
+    async def _handle(self, request: web.Request) -> web.Response:
         match = _PATH.match(request.path)
         if not match:
             return _error(404, f"Malformed request: {request.method} {request.path}")
@@ -63,21 +75,29 @@ class RestApi:
                 return web.json_response(self._status(registry, version, parts["label"]))
             if request.method != "POST":
                 return _error(405, f"Malformed request: {request.method} {request.path}")
+            too_large = _error(413, f"Request body is larger than the server's limit of {self.max_request_bytes} "
+                                    "bytes (happysad serve --max-request-bytes)")
+            if (request.content_length or 0) > self.max_request_bytes:
+                return too_large  # refused from the header: nothing is read
             try:
-                raw = await request.read()
+                raw = await asyncio.wait_for(request.read(), self.body_timeout_seconds)
             except web.HTTPRequestEntityTooLarge:
-                return _error(413, f"Request body is larger than the server's limit of "
-                                   f"{self.max_request_bytes} bytes")
+                return too_large
+            except asyncio.TimeoutError:
+                return _error(408, f"Request body did not arrive within {self.body_timeout_seconds:g} s "
+                                   "(is Content-Length larger than the body?)")
             try:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 return _error(400, f"JSON Parse error: {e}")
+            except RecursionError:
+                return _error(400, "JSON Parse error: nested too deeply")
             loaded = registry.resolve(version, parts["label"])
             loop = asyncio.get_running_loop()
             if parts["method"] == "predict":
-                result = await loop.run_in_executor(self.executor, self._predict, loaded, body)
+                result = await loop.run_in_executor(self.executor, self._predict, loaded, body, self.limits)
             elif parts["method"] == "classify":
-                result = await loop.run_in_executor(self.executor, self._classify, loaded, body)
+                result = await loop.run_in_executor(self.executor, self._classify, loaded, body, self.limits)
             elif parts["method"] == "regress":
                 return _error(400, "Expected regression signature method_name to be "
                                    "tensorflow/serving/regress: this model has none")
@@ -88,12 +108,14 @@ class RestApi:
             return _error(404, str(e))
         except inference.InvalidArgument as e:
             return _error(400, str(e))
+        except RecursionError:  # e.g. thousands of nested lists inside "instances"
+            return _error(400, "the request's JSON is nested too deeply for a tensor")
 
     @staticmethod
     def _version(text: Optional[str]) -> Optional[int]:
         if text is None:
             return None
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True; int("²") fails
             raise inference.InvalidArgument(f"Failed to convert version: {text} to numeric.")
         return int(text)
 
@@ -111,16 +133,15 @@ class RestApi:
                 "metadata": {"signature_def": {"signature_def": signature_defs_json(loaded)}}}
 
     @staticmethod
-    def _predict(loaded, body) -> dict:
+    def _predict(loaded, body, limits) -> dict:
         if not isinstance(body, dict):
             raise inference.InvalidArgument("Request body must be a JSON object")
-        name = body.get("signature_name", "") or inference.DEFAULT_SIGNATURE
-        function = inference.signature(loaded, name)
-        inputs, row_format = rest_json.predict_request(body, list(inference.input_specs(function)))
-        return rest_json.predict_response(inference.run(loaded, name, inputs), row_format)
+        name = inference.signature_name(loaded, body.get("signature_name", ""))
+        inputs, row_format = rest_json.predict_request(body, list(inference.input_specs(loaded, name)), limits)
+        return rest_json.predict_response(inference.run(loaded, name, inputs, limits=limits), row_format)
 
     @staticmethod
-    def _classify(loaded, body) -> dict:
+    def _classify(loaded, body, limits) -> dict:
         name = body.get("signature_name", "") if isinstance(body, dict) else ""
-        examples = rest_json.classify_examples(body)
-        return rest_json.classify_response(inference.classify(loaded, name, examples))
+        examples = rest_json.classify_examples(body, limits)
+        return rest_json.classify_response(inference.classify(loaded, name, examples, limits))

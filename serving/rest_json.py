@@ -15,7 +15,7 @@ import binascii
 
 import numpy as np
 
-from serving.inference import InvalidArgument
+from serving.inference import InvalidArgument, Limits, check_batch_size
 
 
 def _decode(value):
@@ -45,8 +45,13 @@ def _array(values) -> np.ndarray:
     return array
 
 
-def predict_request(body, input_names: list) -> tuple:
-    """Parses a :predict body. Returns (inputs {name: array}, row_format)."""
+def _batch_size(values) -> int:
+    return len(values) if isinstance(values, list) else 1
+
+
+def predict_request(body, input_names: list, limits: Limits = Limits()) -> tuple:
+    """Parses a :predict body. Returns (inputs {name: array}, row_format).
+    The batch size is checked before anything is decoded."""
     if not isinstance(body, dict):
         raise InvalidArgument("Request body must be a JSON object with \"instances\" or \"inputs\"")
     has_rows, has_columns = "instances" in body, "inputs" in body
@@ -57,6 +62,7 @@ def predict_request(body, input_names: list) -> tuple:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise InvalidArgument("'instances' must be a non-empty JSON list")
+        check_batch_size(len(instances), limits)
         named = [isinstance(i, dict) and not (set(i) == {"b64"}) for i in instances]
         if any(named):
             if not all(named):
@@ -69,6 +75,8 @@ def predict_request(body, input_names: list) -> tuple:
             raise InvalidArgument(f"the signature has inputs {input_names}: name them in each instance")
         return {input_names[0]: _array(instances)}, True
     inputs = body["inputs"]
+    for column in (inputs.values() if isinstance(inputs, dict) and set(inputs) != {"b64"} else [inputs]):
+        check_batch_size(_batch_size(column), limits)
     if isinstance(inputs, dict) and set(inputs) != {"b64"}:
         return {k: _array(v) for k, v in inputs.items()}, False
     if len(input_names) != 1:
@@ -111,12 +119,13 @@ def _feature(value):
     raise InvalidArgument(f"feature value {value!r} is not a string, {{\"b64\"}}, int or float (or a list of one kind)")
 
 
-def classify_examples(body) -> list:
+def classify_examples(body, limits: Limits = Limits()) -> list:
     """Parses a :classify body into serialized tf.Examples (context merged into each)."""
     import tensorflow as tf
 
     if not isinstance(body, dict) or not isinstance(body.get("examples"), list) or not body["examples"]:
         raise InvalidArgument("Request body must have a non-empty \"examples\" list")
+    check_batch_size(len(body["examples"]), limits)
     context = body.get("context", {})
     if not isinstance(context, dict):
         raise InvalidArgument("\"context\" must be a JSON object of features")

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 from aiohttp import web
 
-from serving import grpc_api, rest_api
+from serving import grpc_api, inference, rest_api
 from serving.model_registry import ModelConfig, Models
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,14 @@ class ServerConfig:
     grpc_port: int = 8500
     poll_seconds: float = 1.0  # how often the base paths are checked for new versions
     max_request_bytes: int = 16 * 1024 * 1024
+    max_batch_size: int = inference.Limits.max_batch_size  # examples a request may carry
+    idle_timeout_seconds: float = 30.0  # a connection with no request in flight is closed after this
+    body_timeout_seconds: float = 30.0  # a request body must arrive within this
     threads: int = 4  # TensorFlow calls in flight at once
+
+    @property
+    def limits(self) -> inference.Limits:
+        return inference.Limits(max_batch_size=self.max_batch_size)
 
 
 async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] = None) -> None:
@@ -50,7 +57,8 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
 
-    app = rest_api.RestApi(models, executor, config.max_request_bytes).app()
+    app = rest_api.RestApi(models, executor, config.max_request_bytes, config.limits,
+                           config.body_timeout_seconds).app()
     first_model = config.models[0].name
 
     async def home(request):  # the live page, pointed at the first model
@@ -58,12 +66,12 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
 
     app.router.add_get("/", home)
     app.router.add_static("/ui/", WEB_DIR)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.idle_timeout_seconds)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.rest_port)
     await site.start()
     rest_port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
-    grpc_server = grpc_api.server(models, config.threads, config.max_request_bytes)
+    grpc_server = grpc_api.server(models, config.threads, config.max_request_bytes, config.limits)
     grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
     grpc_server.start()
     if ready:

@@ -8,8 +8,15 @@ LABEL_KEY = "label"  # int64 class index, classes in alphabetical order
 CLASS_NAME_KEY = "class_name"  # the class folder's name
 FILENAME_KEY = "filename"  # source path relative to the data folder
 
+SERVING_SIGNATURE = "serving_default"  # encoded image bytes -> probabilities, class_index, class_name
+CLASSIFY_SIGNATURE = "classify"  # serialized tf.Example (`inputs`) -> classes, scores
+CLASSIFY_METHOD = "tensorflow/serving/classify"  # TF Serving checks it before a Classify call
 EVAL_SIGNATURE = "evaluation"  # serialized tf.Example -> EVAL_PREDICTION_KEY
 EVAL_PREDICTION_KEY = "probability"  # P(class index 1) [N, 1]; for 3+ classes [N, classes]
+
+# Images over this many pixels are refused before decoding, by ingestion and by
+# the serving signatures alike: a 300 KB PNG can declare 10000x10000 pixels.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 def feature_spec() -> dict:

@@ -14,66 +14,71 @@ Beside the signatures, assets.extra/model.keras keeps the Keras model itself
 """
 import os
 
+import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import features
 import image_decoding
 
-SERVING_SIGNATURE = "serving_default"
-CLASSIFY_SIGNATURE = "classify"
-# TF Serving's method names: it checks them before a Classify call.
-CLASSIFY_METHOD = "tensorflow/serving/classify"
+SERVING_SIGNATURE = features.SERVING_SIGNATURE
+CLASSIFY_SIGNATURE = features.CLASSIFY_SIGNATURE
+CLASSIFY_METHOD = features.CLASSIFY_METHOD
 KERAS_MODEL_FILE = "model.keras"  # in <export dir>/assets.extra/
 
 
-class ExportModule(tf.Module):
-    """Wraps the Keras model with the graph-side decoding and class names."""
+def _probabilities(model, pixels):
+    output = model(pixels, training=False)
+    if output.shape[-1] == 1:  # the binary head: [N, 1] = P(class 1)
+        return tf.concat([1.0 - output, output], axis=1)
+    return output  # softmax: [N, classes]
 
-    def __init__(self, model, class_names):
-        super().__init__()
-        self.model = model
-        self.class_names = tf.constant(list(class_names))
 
-    def _probabilities(self, pixels):
-        output = self.model(pixels, training=False)
-        if output.shape[-1] == 1:  # the binary head: [N, 1] = P(class 1)
-            return tf.concat([1.0 - output, output], axis=1)
-        return output  # softmax: [N, classes]
+def signature_functions(model, class_names) -> dict:
+    """{signature name: (function, input TensorSpec)} around the Keras model."""
+    names = list(class_names)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-    def serve_images(self, images):
-        probabilities = self._probabilities(image_decoding.decode_batch(images))
+    def serve_images(images):
+        probabilities = _probabilities(model, image_decoding.decode_batch(images))
         index = tf.argmax(probabilities, axis=1, output_type=tf.int32)
         return {
             "probabilities": probabilities,
             "class_index": index,
-            "class_name": tf.gather(self.class_names, index),
+            "class_name": tf.gather(tf.constant(names), index),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-    def classify_examples(self, inputs):
+    def classify_examples(inputs):
         # Only the image is needed: a client's tf.Example has no label.
         parsed = tf.io.parse_example(inputs, {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-        scores = self._probabilities(image_decoding.decode_batch(parsed[features.IMAGE_KEY]))
-        classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
+        scores = _probabilities(model, image_decoding.decode_batch(parsed[features.IMAGE_KEY]))
+        classes = tf.tile(tf.constant(names)[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {"classes": classes, "scores": scores}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def evaluate_examples(self, examples):
+    def evaluate_examples(examples):
         parsed = tf.io.parse_example(examples, features.feature_spec())
         pixels = image_decoding.decode_batch(parsed[features.IMAGE_KEY])
-        return {features.EVAL_PREDICTION_KEY: self.model(pixels, training=False)}
+        return {features.EVAL_PREDICTION_KEY: model(pixels, training=False)}
+
+    return {
+        SERVING_SIGNATURE: (serve_images, tf.TensorSpec([None], tf.string, name="images")),
+        CLASSIFY_SIGNATURE: (classify_examples, tf.TensorSpec([None], tf.string, name="inputs")),
+        features.EVAL_SIGNATURE: (evaluate_examples, tf.TensorSpec([None], tf.string, name="examples")),
+    }
 
 
 def export(model, class_names, export_dir: str) -> None:
-    """Writes a SavedModel with the three signatures to export_dir."""
-    module = ExportModule(model, class_names)
-    tf.saved_model.save(module, export_dir, signatures={
-        SERVING_SIGNATURE: module.serve_images,
-        CLASSIFY_SIGNATURE: module.classify_examples,
-        features.EVAL_SIGNATURE: module.evaluate_examples,
-    })
+    """Writes a SavedModel with the three signatures to export_dir.
+
+    Keras' ExportArchive tracks the model's variables so that the session-based
+    loader TF Serving uses (SavedModelBundle) finds them. A Keras 3 model held
+    by a tf.Module and written with tf.saved_model.save answers only through
+    tf.saved_model.load: the session path fails with "Could not find variable"
+    (tensorflow#72963, keras#20095)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, spec) in signature_functions(model, class_names).items():
+        archive.add_endpoint(name, function, input_signature=[spec])
+    archive.write_out(export_dir, verbose=False)
     _set_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD)
     extra = os.path.join(export_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)
@@ -81,7 +86,7 @@ def export(model, class_names, export_dir: str) -> None:
 
 
 def _set_method_name(export_dir: str, signature: str, method_name: str) -> None:
-    # tf.saved_model.save marks every signature "predict" and has no argument
+    # A SavedModel export marks every signature "predict" and has no argument
     # for another method; the SignatureDef in saved_model.pb is edited instead.
     path = os.path.join(export_dir, "saved_model.pb")
     saved_model = saved_model_pb2.SavedModel()

@@ -52,3 +52,28 @@ def test_other_sizes_and_jpeg_are_resized_to_150():
 def test_batch_decoding_handles_mixed_sizes():
     batch = tf.constant([_encode(Image.new("RGB", (150, 150))), _encode(Image.new("L", (40, 90)))])
     assert image_decoding.decode_batch(batch).shape == (2, 150, 150, 3)
+
+
+def test_partly_transparent_gray_alpha_blends_with_white():
+    gray_alpha = Image.new("LA", (150, 150), (0, 0))
+    gray_alpha.paste((40, 128), (0, 0, 10, 10))
+    pixels = _decode(_encode(gray_alpha))
+    assert pixels[100, 100].tolist() == [255, 255, 255]  # fully transparent: white
+    assert pixels[5, 5] == pytest.approx([40 * 128 / 255 + 255 * (1 - 128 / 255)] * 3, abs=0.01)
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "RGB"), ("PNG", "LA"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB")])
+def test_declared_size_is_read_from_the_header(fmt, mode):
+    data = _encode(Image.new(mode, (123, 45)), fmt)
+    assert image_decoding.declared_size(tf.constant(data)).numpy().tolist() == [45, 123]
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding():
+    # 8000 x 6000 = 48 MP (over the 40 MP limit): a 1-bit PNG of a few KB. A
+    # decode would allocate 8000*6000*4 float32 bytes per channel - 576 MB.
+    bomb = _encode(Image.new("1", (8000, 6000)))
+    assert len(bomb) < 100_000
+    with pytest.raises(tf.errors.InvalidArgumentError, match="declares 8000 x 6000 pixels, over the limit"):
+        _decode(bomb)
+    under = _encode(Image.new("1", (6000, 6000)))  # 36 MP: decoded and resized
+    assert _decode(under).shape == (150, 150, 3)

@@ -52,3 +52,67 @@ def test_classify_agrees_with_serving_default(export_dir):
     np.testing.assert_allclose(classified["scores"].numpy().sum(axis=1), 1.0, rtol=1e-5)
     names = [["happy", "sad"][i] for i in predicted["class_index"].numpy()]
     assert [n.decode() for n in predicted["class_name"].numpy()] == names
+
+
+def _evaluation_example(image: bytes, label: int) -> bytes:
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    })).SerializeToString()
+
+
+def test_every_signature_answers_through_tf_servings_session_loader_as_through_tf2(export_dir):
+    """TF Serving runs a SavedModel through a TF1 session by tensor name, not
+    through tf.saved_model.load; both must give the same answers."""
+    from components.saved_model_bundle import SavedModelBundle
+
+    images = [_png((250, 200, 40)), _png((30, 60, 200), size=(64, 80)), _png(128, mode="L")]
+    calls = {
+        "serving_default": {"images": images},
+        "classify": {"inputs": [_example(i) for i in images]},
+        "evaluation": {"examples": [_evaluation_example(i, n % 2) for n, i in enumerate(images)]},
+    }
+    bundle = SavedModelBundle(export_dir)
+    tf2 = tf.saved_model.load(export_dir)
+    assert set(bundle.signature_defs) == set(calls)
+    for name, inputs in calls.items():
+        session = bundle.run(name, {k: np.array(v, dtype=object) for k, v in inputs.items()})
+        eager = tf2.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        assert set(session) == set(eager), name
+        for key, value in eager.items():
+            if value.dtype == tf.string:
+                assert session[key].tolist() == value.numpy().tolist(), (name, key)
+            else:
+                np.testing.assert_allclose(session[key], value.numpy(), atol=1e-6, rtol=0, err_msg=name)
+    bundle.close()
+
+
+def test_saved_model_cli_runs_serving_default(export_dir, tmp_path):
+    """`saved_model_cli run` uses the same session loader as TF Serving."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    images = tmp_path / "imgs.npy"
+    np.save(images, np.array([_png((250, 200, 40))], dtype=object))
+    cli = str(Path(sys.executable).parent / "saved_model_cli")
+    result = subprocess.run([cli, "run", "--dir", export_dir, "--tag_set", "serve", "--signature_def",
+                             "serving_default", "--inputs", f"images={images}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Result for output key class_name:" in result.stdout
+    assert "Result for output key probabilities:" in result.stdout
+
+
+def test_probability_columns_follow_the_keras_model(export_dir):
+    """Column 1 is P(class index 1) as the Keras model itself says it, column 0 its complement."""
+    import keras
+
+    import image_decoding
+
+    model = keras.models.load_model(f"{export_dir}/assets.extra/model.keras")
+    images = [_png((250, 200, 40)), _png((30, 60, 200)), _png((200, 30, 60))]
+    own = model(image_decoding.decode_batch(tf.constant(images)), training=False).numpy()[:, 0]
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(served["probabilities"].numpy()[:, 1], own, atol=1e-6)
+    np.testing.assert_allclose(served["probabilities"].numpy()[:, 0], 1 - own, atol=1e-6)

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
               "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate", "Trainer",
-              "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+              "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"]
 RESOLVERS = ("previous_statistics_resolver", "latest_blessed_model_resolver")
 State = metadata_store_pb2.Execution.State
 
@@ -130,7 +130,15 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     assert blessing.custom_properties["blessed"].int_value == 1
     assert (Path(blessing.uri) / "BLESSED").exists()
 
+    (serving_check,) = ws.executions("ServingCheck")
+    (infra_blessing,) = ws.io(serving_check, metadata_store_pb2.Event.OUTPUT, "blessing")
+    assert infra_blessing.custom_properties["blessed"].int_value == 1
+    verdict = json.loads((Path(infra_blessing.uri) / "serving_check.json").read_text())
+    assert verdict["problems"] == [] and len(verdict["checks"]) == 3
+
     (pusher,) = ws.executions("Pusher")
+    (read_blessing,) = ws.io(pusher, metadata_store_pb2.Event.INPUT, "infra_blessing")
+    assert read_blessing.id == infra_blessing.id
     pushed = ws.io(pusher, metadata_store_pb2.Event.OUTPUT, "pushed_model")[0]
     assert pushed.custom_properties["pushed"].int_value == 1
     version = pushed.custom_properties["pushed_version"].string_value
@@ -201,20 +209,45 @@ def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browse
     assert sum(ok for _, ok in images) == len(images) >= 1 + 2 * 8  # curves + 8 faces per class
 
 
-def test_pushed_model_classifies_freshly_generated_faces(ws, first_run, tmp_path):
+def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(ws, first_run, tmp_path):
+    """Loaded the way TF Serving loads it (a session, signatures by tensor name),
+    and answering every signature as TF2's loader does."""
+    import numpy as np
     import tensorflow as tf
 
+    from components.saved_model_bundle import SavedModelBundle
+
     (version,) = ws.versions()
-    model = tf.saved_model.load(str(ws.serving / "happysad" / version))
-    serve = model.signatures["serving_default"]
+    model_dir = str(ws.serving / "happysad" / version)
+    bundle = SavedModelBundle(model_dir)
     fresh = emoji_faces.generate(tmp_path / "fresh", count=60, seed=987654)
     files = [(f, cls) for cls in emoji_faces.CLASS_NAMES for f in fresh[cls]]
     # Raw generator PNGs - RGBA with transparency or RGB - straight into the signature.
-    out = serve(images=tf.constant([f.read_bytes() for f, _ in files]))
-    predicted = [name.decode() for name in out["class_name"].numpy()]
+    images = [f.read_bytes() for f, _ in files]
+    out = bundle.run("serving_default", {"images": np.array(images, dtype=object)})
+    predicted = [name.decode() for name in out["class_name"]]
     accuracy = sum(p == cls for p, (_, cls) in zip(predicted, files)) / len(files)
     assert accuracy >= 0.9, accuracy
     assert out["probabilities"].shape == (60, 2)
+
+    def example(image, label=None):
+        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
+        if label is not None:
+            feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    tf2 = tf.saved_model.load(model_dir).signatures
+    calls = {"serving_default": {"images": images[:8]},
+             "classify": {"inputs": [example(i) for i in images[:8]]},
+             "evaluation": {"examples": [example(i, n % 2) for n, i in enumerate(images[:8])]}}
+    assert bundle.signature_defs["classify"].method_name == "tensorflow/serving/classify"
+    for name, inputs in calls.items():
+        session = bundle.run(name, {k: np.array(v, dtype=object) for k, v in inputs.items()})
+        for key, value in tf2[name](**{k: tf.constant(v) for k, v in inputs.items()}).items():
+            if value.dtype == tf.string:
+                assert session[key].tolist() == value.numpy().tolist(), (name, key)
+            else:
+                np.testing.assert_allclose(session[key], value.numpy(), atol=1e-6, rtol=0, err_msg=f"{name} {key}")
 
 
 def test_cached_rerun_executes_nothing_new(ws, first_run):

@@ -57,3 +57,35 @@ def test_an_empty_base_path_serves_nothing_and_says_so(tmp_path):
         registry.status()
     with pytest.raises(NotFound, match="Latest\\(happysad\\)"):
         registry.resolve()
+
+
+def test_a_broken_new_version_never_takes_the_served_one_offline(model_base, tmp_path):
+    """TF Serving's availability-preserving policy, with the default "latest 1"."""
+    base = tmp_path / "happysad"
+    shutil.copytree(model_base / "1", base / "1")
+    registry = ModelRegistry(ModelConfig("happysad", str(base)))
+    assert registry.poll() is True and registry.versions() == [1]
+    broken = base / "2"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"garbage")  # or saved_model.pb copied before variables/
+    for _ in range(3):
+        registry.poll()
+        assert registry.versions() == [1] and registry.resolve().version == 1
+    assert [row[:2] for row in registry.status()] == [(1, "AVAILABLE"), (2, "LOADING")]
+
+    shutil.rmtree(broken)  # the broken push is taken away: it leaves the status list too
+    registry.poll()
+    assert registry.status() == [(1, "AVAILABLE", "")]
+
+    shutil.copytree(model_base / "1", base / "3")  # a good push replaces version 1
+    assert registry.poll() is True and registry.versions() == [3]
+
+
+def test_folders_that_are_not_ascii_versions_are_ignored(model_base, tmp_path):
+    base = tmp_path / "happysad"
+    shutil.copytree(model_base / "1", base / "1")
+    for name in ("²", "٣", "1a", ".2"):  # "²".isdigit() is True, int("²") fails
+        shutil.copytree(model_base / "1", base / name)
+    assert model_registry.versions_on_disk(str(base)) == [1]
+    registry = ModelRegistry(ModelConfig("happysad", str(base)))
+    assert registry.poll() is True and registry.versions() == [1]

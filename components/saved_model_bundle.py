@@ -1,0 +1,64 @@
+"""A SavedModel loaded the way TensorFlow Serving loads it.
+
+TF Serving's C++ SavedModelBundle does not use TF2's object loader
+(`tf.saved_model.load`). It imports the MetaGraph tagged "serve" into a
+session, runs the restore and init ops, then runs each signature by feeding
+and fetching the tensor names its SignatureDef lists. A model can pass the
+TF2 path and fail this one ("Could not find variable ...", tensorflow#72963),
+so everything here that stands in for TF Serving - `happysad serve`, the
+in-process `happysad predict`, the pipeline's serving check - loads through
+this class.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+SERVE_TAG = "serve"
+# SavedModel's own entry for running initialisers, not a signature to serve.
+_INTERNAL_PREFIX = "__"
+
+
+class SavedModelBundle:
+    """One loaded SavedModel: a TF1 session plus its SignatureDefs.
+
+    Session.run is thread-safe, so one bundle serves concurrent requests."""
+
+    def __init__(self, path: str):
+        """Loads the "serve" MetaGraph of the SavedModel at `path`; raises what
+        the loader raises (e.g. OSError, tf.errors.OpError, DecodeError)."""
+        import tensorflow as tf
+
+        self.path = path
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        try:
+            meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [SERVE_TAG], path)
+        except BaseException:
+            self.session.close()
+            raise
+        self.signature_defs = {name: sig for name, sig in meta_graph.signature_def.items()
+                               if not name.startswith(_INTERNAL_PREFIX)}
+
+    def input_specs(self, signature_name: str) -> dict:
+        """{input name: (tf.DType, tf.TensorShape)} of one signature."""
+        import tensorflow as tf
+
+        inputs = self.signature_defs[signature_name].inputs
+        return {name: (tf.dtypes.as_dtype(info.dtype), tf.TensorShape(info.tensor_shape))
+                for name, info in inputs.items()}
+
+    def run(self, signature_name: str, inputs: Mapping[str, np.ndarray],
+            output_names: Iterable[str] = ()) -> dict:
+        """Feeds {input name: array} to the signature's tensors and fetches its
+        outputs (or only `output_names`); returns {output name: numpy array}.
+        TensorFlow's own errors (tf.errors.OpError) pass through."""
+        signature = self.signature_defs[signature_name]
+        wanted = list(output_names) or list(signature.outputs)
+        feeds = {signature.inputs[name].name: value for name, value in inputs.items()}
+        fetches = {name: signature.outputs[name].name for name in wanted}
+        return self.session.run(fetches, feeds)
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,149 @@
+"""ServingCheck: before the Pusher, the candidate must load and answer as TF Serving would run it.
+
+TFX's InfraValidator starts a real model server in Docker or Kubernetes;
+neither runs here. This component does the part that catches real failures
+without one: it loads the candidate through the session-based loader TF
+Serving uses (components/saved_model_bundle.py), runs every signature on real
+eval examples by tensor name, and checks the answers' shapes, dtypes and class
+names, and a latency budget. It writes an InfraBlessing (custom property
+`blessed`, as InfraValidator's); the Pusher takes it, so a model TF Serving
+could not serve is never pushed. `serving_check.json` beside it says why.
+"""
+
+import glob
+import json
+import os
+import time
+
+from tfx import v1 as tfx
+
+from components.saved_model_bundle import SavedModelBundle
+from components.trainer import features
+
+RESULT_FILE = "serving_check.json"
+SAMPLE_SIZE = 8  # eval examples replayed through each signature
+
+
+def _read_examples(examples_uri: str, split: str, limit: int) -> list:
+    """Up to `limit` serialized tf.Examples of one split of an Examples artifact."""
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    if not files:
+        return []
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)]
+
+
+def check_model(model_dir: str, examples: list, class_names: list, latency_budget_ms: float) -> dict:
+    """Loads model_dir as TF Serving does and runs each signature on `examples`.
+
+    Returns {"blessed": bool, "problems": [sentence], "checks": [sentence],
+    "latency_ms": {signature: batch-1 ms, after one warm-up call}}. Never raises for a bad model: a
+    model that cannot load is a problem, not a crash."""
+    import numpy as np
+    import tensorflow as tf
+
+    problems, checks, latency = [], [], {}
+    try:
+        bundle = SavedModelBundle(model_dir)
+    except Exception as e:  # any loader failure is the verdict
+        return {"blessed": False, "checks": checks, "latency_ms": latency,
+                "problems": [f"the SavedModel does not load through TF Serving's session-based loader: "
+                             f"{type(e).__name__}: {_first_line(e)}"]}
+    try:
+        if not examples:
+            problems.append("no eval examples to replay through the signatures")
+        parsed = [tf.train.Example.FromString(e) for e in examples]
+        images = np.array([p.features.feature[features.IMAGE_KEY].bytes_list.value[0] for p in parsed],
+                          dtype=object)
+        client_examples = np.array([_image_only(p) for p in parsed], dtype=object)
+        n, k = len(examples), len(class_names)
+
+        def run(signature, inputs, expect):
+            if signature not in bundle.signature_defs:
+                problems.append(f"signature {signature!r} is missing (has {sorted(bundle.signature_defs)})")
+                return None
+            try:
+                outputs = bundle.run(signature, inputs)  # the first call also builds the session's kernels
+                started = time.perf_counter()
+                bundle.run(signature, {name: value[:1] for name, value in inputs.items()})
+                latency[signature] = round((time.perf_counter() - started) * 1000, 2)
+            except Exception as e:
+                problems.append(f"signature {signature!r} fails through the session path: "
+                                f"{type(e).__name__}: {_first_line(e)}")
+                return None
+            for name, (dtype, shape) in expect.items():
+                got = outputs.get(name)
+                if got is None:
+                    problems.append(f"signature {signature!r} has no output {name!r}")
+                elif got.dtype != dtype or list(got.shape) != shape:
+                    problems.append(f"signature {signature!r} output {name!r}: expected {np.dtype(dtype).name} "
+                                    f"{shape}, got {got.dtype.name} {list(got.shape)}")
+            if latency.get(signature, 0) > latency_budget_ms:
+                problems.append(f"signature {signature!r} took {latency[signature]} ms for one example, "
+                                f"over the {latency_budget_ms} ms budget")
+            checks.append(f"{signature}: {n} examples answered through the session path")
+            return outputs
+
+        served = run(features.SERVING_SIGNATURE, {"images": images}, {
+            "probabilities": (np.float32, [n, k]), "class_index": (np.int32, [n]), "class_name": (object, [n])})
+        if served is not None and "class_name" in served:
+            unknown = {c.decode() for c in served["class_name"]} - set(class_names)
+            if unknown:
+                problems.append(f"serving_default names classes outside {class_names}: {sorted(unknown)}")
+        if features.CLASSIFY_SIGNATURE in bundle.signature_defs:
+            method = bundle.signature_defs[features.CLASSIFY_SIGNATURE].method_name
+            if method != features.CLASSIFY_METHOD:
+                problems.append(f"signature 'classify' has method_name {method!r}; TF Serving's Classify "
+                                f"API needs {features.CLASSIFY_METHOD!r}")
+        classified = run(features.CLASSIFY_SIGNATURE, {"inputs": client_examples},
+                         {"classes": (object, [n, k]), "scores": (np.float32, [n, k])})
+        if classified is not None and "classes" in classified and len(classified["classes"]):
+            names = [c.decode() for c in classified["classes"][0]]
+            if names != list(class_names):
+                problems.append(f"classify names classes {names}, expected {list(class_names)}")
+        run(features.EVAL_SIGNATURE, {"examples": np.array(examples, dtype=object)},
+            {features.EVAL_PREDICTION_KEY: (np.float32, [n, 1 if k == 2 else k])})
+    finally:
+        bundle.close()
+    return {"blessed": not problems, "problems": problems, "checks": checks, "latency_ms": latency}
+
+
+def _image_only(example) -> bytes:
+    """What a TF Serving client sends to classify: a tf.Example with the image and no label."""
+    import tensorflow as tf
+
+    image = example.features.feature[features.IMAGE_KEY]
+    return tf.train.Example(features=tf.train.Features(feature={features.IMAGE_KEY: image})).SerializeToString()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Graph execution error")]
+    return (lines[0] if lines else text)[:500]
+
+
+def serving_model_dir(model_uri: str) -> str:
+    """Where the Trainer put the SavedModel inside a Model artifact."""
+    return os.path.join(model_uri, "Format-Serving")
+
+
+@tfx.dsl.components.component
+def ServingCheck(
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.InfraBlessing],
+    class_names: tfx.dsl.components.Parameter[str],
+    latency_budget_ms: tfx.dsl.components.Parameter[float] = 500.0,
+) -> None:
+    """class_names: a JSON list, in label order."""
+    names = json.loads(class_names)
+    result = check_model(serving_model_dir(model.uri), _read_examples(examples.uri, "eval", SAMPLE_SIZE),
+                         names, latency_budget_ms)
+    os.makedirs(blessing.uri, exist_ok=True)
+    with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
+        json.dump(result, f, indent=2)
+    # The Pusher reads `blessed`, as it does from InfraValidator's blessing.
+    blessing.set_int_custom_property("blessed", 1 if result["blessed"] else 0)
+    if result["problems"]:
+        blessing.set_string_custom_property("problems", "; ".join(result["problems"])[:2000])

@@ -1,0 +1,95 @@
+"""The pipeline's serving check: a model TF Serving could not serve is not blessed."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import emoji_cnn
+import features
+import image_decoding
+import serving_signatures
+from components import serving_check
+from data import emoji_faces
+
+
+def _examples() -> list:
+    files = [emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png" for c in ("happy", "sad") for i in range(2)]
+    return [tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f.read_bytes()])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[n // 2])),
+    })).SerializeToString() for n, f in enumerate(files)]
+
+
+def _check(path) -> dict:
+    return serving_check.check_model(str(path), _examples(), ["happy", "sad"], latency_budget_ms=5000)
+
+
+def export_the_old_way(model, path: str) -> None:
+    """How the model was exported before: the Keras 3 model as an attribute of
+    a tf.Module, written by tf.saved_model.save. tf.saved_model.load runs it;
+    TF Serving's session loader cannot find its variables."""
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def serve(self, images):
+            probability = self.model(image_decoding.decode_batch(images), training=False)
+            return {"probabilities": tf.concat([1 - probability, probability], axis=1)}
+
+    module = Module()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+
+
+@pytest.fixture(scope="module")
+def model():
+    tf.keras.utils.set_random_seed(5)
+    return emoji_cnn.build_model()
+
+
+def test_the_projects_export_passes(model, tmp_path):
+    serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"))
+    result = _check(tmp_path / "1")
+    assert result["problems"] == [] and result["blessed"]
+    assert set(result["latency_ms"]) == {"serving_default", "classify", features.EVAL_SIGNATURE}
+
+
+def test_the_old_export_is_refused_with_the_session_loaders_words(model, tmp_path):
+    path = str(tmp_path / "old")
+    export_the_old_way(model, path)
+    # The stand-in that hid it: TF2's object loader answers.
+    face = (emoji_faces.DEFAULT_DIR / "sad" / "sad_000.png").read_bytes()
+    answer = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant([face]))
+    assert answer["probabilities"].shape == (1, 2)
+    result = _check(path)
+    assert not result["blessed"]
+    assert any("signature 'serving_default' fails through the session path" in p and "Could not find variable" in p
+               for p in result["problems"]), result["problems"]
+    assert any("signature 'classify' is missing" in p for p in result["problems"])
+
+
+def test_a_saved_model_that_does_not_load_is_refused(model, tmp_path):
+    serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"))
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"not a protobuf")
+    result = _check(tmp_path / "1")
+    assert not result["blessed"]
+    assert result["problems"][0].startswith("the SavedModel does not load through TF Serving's session-based loader")
+
+
+def test_wrong_class_names_and_a_predict_method_on_classify_are_refused(model, tmp_path):
+    path = str(tmp_path / "1")
+    serving_signatures.export(model, ["sad", "happy"], path)
+    serving_signatures._set_method_name(path, "classify", "tensorflow/serving/predict")
+    result = _check(path)
+    assert not result["blessed"]
+    assert any("method_name 'tensorflow/serving/predict'" in p for p in result["problems"])
+    assert any("classify names classes ['sad', 'happy'], expected ['happy', 'sad']" in p for p in result["problems"])
+
+
+def test_a_slow_model_is_refused_by_the_latency_budget(model, tmp_path):
+    serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"))
+    result = serving_check.check_model(str(tmp_path / "1"), _examples(), ["happy", "sad"], latency_budget_ms=0.001)
+    assert not result["blessed"]
+    assert any("over the 0.001 ms budget" in p for p in result["problems"])
+    assert np.all([v > 0 for v in result["latency_ms"].values()])
