@@ -37,6 +37,7 @@ def _read_examples(examples_uri: str, split: str, limit: int) -> list:
 def check_model(model_dir: str, examples: list, class_names: list, latency_budget_ms: float) -> dict:
     """Loads model_dir as TF Serving does and runs each signature on `examples`.
 
+    Replays the model's warm-up requests first, as TF Serving does at load.
     Returns {"blessed": bool, "problems": [sentence], "checks": [sentence],
     "latency_ms": {signature: batch-1 ms, after one warm-up call}}. Never raises for a bad model: a
     model that cannot load is a problem, not a crash."""
@@ -51,6 +52,13 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
                 "problems": [f"the SavedModel does not load through TF Serving's session-based loader: "
                              f"{type(e).__name__}: {_first_line(e)}"]}
     try:
+        try:
+            warmup = bundle.warm_up()
+        except Exception as e:
+            warmup = 0
+            problems.append(f"its warm-up requests (assets.extra/tf_serving_warmup_requests) fail, which fails "
+                            f"the load in TF Serving: {type(e).__name__}: {_first_line(e)}")
+        checks.append(f"warm-up: {warmup} requests replayed")
         if not examples:
             problems.append("no eval examples to replay through the signatures")
         parsed = [tf.train.Example.FromString(e) for e in examples]

@@ -67,14 +67,17 @@ def cmd_ingest(args) -> int:
 
 
 def _unwritable(folder: Path) -> str:
-    """Why `folder` cannot hold the run's output ("" if it can): checked before
-    any work, so a bad path never costs a training run."""
+    """Why `folder` cannot hold the run's output ("" if it can), checked before
+    any work so a bad path never costs a training run. Creates nothing: it
+    writes a temporary file in the nearest folder that exists."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == folder else f"{existing} is a file, not a folder"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             return ""
-    except FileExistsError:
-        return "is a file, not a folder"
     except OSError as e:
         return f"cannot write there ({e.strerror or e})"
 
@@ -172,14 +175,20 @@ def cmd_serve(args) -> int:
     from serving import model_registry, server
 
     if args.model_config_file:
-        models = model_registry.read_model_config(str(args.model_config_file))
+        try:
+            models = model_registry.read_model_config(str(args.model_config_file))
+        except (OSError, ValueError) as e:
+            print(f"error: --model-config-file: {e}", file=sys.stderr)
+            return 2
     else:
         models = [model_registry.ModelConfig(args.model_name, str(args.model_base_path.resolve()))]
     server.run(server.ServerConfig(models=models, host=args.host, rest_port=args.rest_port,
                                    grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
                                    max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
                                    idle_timeout_seconds=args.idle_timeout_seconds,
-                                   body_timeout_seconds=args.body_timeout_seconds))
+                                   body_timeout_seconds=args.body_timeout_seconds,
+                                   model_config_file=str(args.model_config_file) if args.model_config_file else None,
+                                   config_poll_seconds=args.model_config_file_poll_seconds))
     return 0
 
 
@@ -324,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--model-name", default=configs.MODEL_NAME, help="(default: %(default)s)")
     srv.add_argument("--model-config-file", type=Path, default=None,
                      help="a TF Serving models.config instead (version policy, labels)")
+    srv.add_argument("--model-config-file-poll-seconds", type=float, default=0.0,
+                     help="re-read --model-config-file this often; 0 reads it once (default: %(default)s)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     srv.add_argument("--rest-port", type=int, default=8501, help="0 picks a free port (default: %(default)s)")
     srv.add_argument("--grpc-port", type=int, default=8500, help="0 picks a free port (default: %(default)s)")

@@ -10,6 +10,7 @@ the next poll while the previous one keeps serving (availability-preserving).
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import os
@@ -68,7 +69,15 @@ def read_model_config(path: str) -> list:
     from tensorflow_serving.config import model_server_config_pb2
 
     with open(path) as f:
-        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+        try:
+            config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+        except text_format.ParseError as e:
+            raise ValueError(f"{path}: not a TF Serving model config: {e}") from e
+    return models_from_config(config, os.path.dirname(os.path.abspath(path)))
+
+
+def models_from_config(config, base_dir: str) -> list:
+    """[ModelConfig] of a ModelServerConfig proto; relative base paths are taken from base_dir."""
     models = []
     for model in config.model_config_list.config:
         which = model.model_version_policy.WhichOneof("policy_choice")
@@ -78,9 +87,12 @@ def read_model_config(path: str) -> list:
             policy = VersionPolicy("specific", versions=tuple(model.model_version_policy.specific.versions))
         else:
             policy = VersionPolicy("latest", num_versions=model.model_version_policy.latest.num_versions or 1)
-        base = model.base_path if os.path.isabs(model.base_path) else os.path.join(
-            os.path.dirname(os.path.abspath(path)), model.base_path)
+        if not model.name or not model.base_path:
+            raise ValueError(f"every model needs a name and a base_path; got {model.name!r}, {model.base_path!r}")
+        base = model.base_path if os.path.isabs(model.base_path) else os.path.join(base_dir, model.base_path)
         models.append(ModelConfig(model.name, base, policy, tuple(sorted(model.version_labels.items()))))
+    if len({m.name for m in models}) != len(models):
+        raise ValueError(f"model names repeat: {[m.name for m in models]}")
     return models
 
 
@@ -93,6 +105,31 @@ def versions_on_disk(base_path: str) -> list:
                   if d.isascii() and d.isdigit() and os.path.exists(os.path.join(base_path, d, "saved_model.pb")))
 
 
+def _fingerprint(path: str) -> tuple:
+    """(relative path, size, mtime) of every file of a version folder: changes
+    while a copy is going on, so a failed version is retried only then."""
+    found = []
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue
+            found.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+def _release_freed_memory() -> None:
+    # A session that failed to load or was unloaded frees its memory to glibc,
+    # which keeps it in its arenas; malloc_trim hands it back to the OS, so RSS
+    # stays flat across many pushes.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 class ModelRegistry:
     """Loaded versions of one model; poll() syncs them with the base path."""
 
@@ -100,6 +137,7 @@ class ModelRegistry:
         self.config = config
         self._versions: dict = {}  # version -> LoadedVersion; replaced, never mutated
         self._failures: dict = {}  # version -> load error text
+        self._failed_files: dict = {}  # version -> its files when it failed (see _fingerprint)
         self._lock = threading.Lock()  # one poll at a time
 
     @property
@@ -119,27 +157,38 @@ class ModelRegistry:
             wanted = self.config.policy.choose(on_disk)
             current = self._versions
             loaded = dict(current)
+            failed = False
             for version in wanted:
                 if version in loaded:
                     continue
                 path = os.path.join(self.config.base_path, str(version))
+                files = _fingerprint(path)
+                if version in self._failures and self._failed_files.get(version) == files:
+                    continue  # unchanged since it failed: retried once its files change (a copy going on)
                 try:
-                    loaded[version] = LoadedVersion(version, path, SavedModelBundle(path))
+                    bundle = SavedModelBundle(path)
+                    warmed = bundle.warm_up()  # before it serves, as TF Serving does
+                    loaded[version] = LoadedVersion(version, path, bundle)
                     self._failures.pop(version, None)
-                    log.info("loaded %s version %d from %s", self.name, version, path)
+                    log.info("loaded %s version %d from %s (%d warm-up requests)", self.name, version, path, warmed)
                 except Exception as e:  # half-copied or broken: keep serving what we have
                     error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                     if self._failures.get(version) != error:  # once per distinct error, not every poll
                         log.warning("could not load %s version %d (will retry; still serving %s): %s",
                                     self.name, version, sorted(loaded) or "nothing", error)
                     self._failures[version] = error
+                    self._failed_files[version] = files
+                    failed = True
             # A failed version that went away (or is no longer wanted) is forgotten.
             self._failures = {v: e for v, e in self._failures.items() if v in wanted}
+            self._failed_files = {v: f for v, f in self._failed_files.items() if v in self._failures}
             if all(v in loaded for v in wanted):
                 for version in list(loaded):
                     if version not in wanted:
                         del loaded[version]
                         log.info("unloaded %s version %d", self.name, version)
+            if current.keys() - loaded.keys() or failed:
+                _release_freed_memory()
             if loaded.keys() == current.keys():
                 return False
             self._versions = loaded  # one reference swap: readers see old or new, never half
@@ -181,6 +230,26 @@ class Models:
 
     def __init__(self, configs: Sequence[ModelConfig]):
         self._registries = {c.name: ModelRegistry(c) for c in configs}
+
+    def reconfigure(self, configs: Sequence[ModelConfig]) -> None:
+        """Applies a new model list: new models are added, dropped ones go, and
+        kept ones take their new policy, labels and base path (loaded versions
+        stay until the next poll decides). Without a restart, as TF Serving's
+        config reload."""
+        if not configs:
+            raise ValueError("the new config lists no model")
+        registries = {}
+        for config in configs:
+            registry = self._registries.get(config.name) or ModelRegistry(config)
+            registry.config = config
+            registries[config.name] = registry
+        dropped = set(self._registries) - set(registries)
+        self._registries = registries  # one reference swap
+        log.info("model config applied: %s%s", sorted(registries),
+                 f" (dropped {sorted(dropped)})" if dropped else "")
+
+    def names(self) -> list:
+        return sorted(self._registries)
 
     def get(self, name: str) -> ModelRegistry:
         if name not in self._registries:

@@ -15,12 +15,15 @@ import asyncio
 import json
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from aiohttp import web
 
 from serving import inference, rest_json
+from serving import metrics as metrics_lib
+from serving.metrics import ServingMetrics
 from serving.model_registry import Models, NotFound
 
 log = logging.getLogger(__name__)
@@ -43,27 +46,43 @@ def signature_defs_json(loaded) -> dict:
 
 class RestApi:
     def __init__(self, models: Models, executor: ThreadPoolExecutor, max_request_bytes: int,
-                 limits: inference.Limits = inference.Limits(), body_timeout_seconds: float = 30.0):
+                 limits: inference.Limits = inference.Limits(), body_timeout_seconds: float = 30.0,
+                 metrics: Optional[ServingMetrics] = None):
         self.models, self.executor, self.max_request_bytes = models, executor, max_request_bytes
         self.limits, self.body_timeout_seconds = limits, body_timeout_seconds
+        self.metrics = metrics or ServingMetrics(models)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_request_bytes)
         app.router.add_route("*", "/v1/{tail:.*}", self.handle)
+        app.router.add_get(metrics_lib.PATH, self.scrape)
         return app
 
+    async def scrape(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.text(), headers={"Content-Type": metrics_lib.CONTENT_TYPE})
+
     async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        labels = {"model": "", "signature": "", "api": "REST:unknown"}
+        request["metric_labels"] = labels  # _handle fills them in as it learns them
         try:
-            return await self._handle(request)
+            response = await self._handle(request)
         except Exception:  # a bug must cost one request, never the server
             log.exception("%s %s failed", request.method, request.path)
-            return _error(500, f"Internal error while serving {request.method} {request.path}; see the server log")
+            response = _error(500, f"Internal error while serving {request.method} {request.path}; "
+                                   "see the server log")
+        self.metrics.observe(labels["model"], labels["signature"], labels["api"], str(response.status),
+                             time.perf_counter() - started)
+        return response
 
     async def _handle(self, request: web.Request) -> web.Response:
         match = _PATH.match(request.path)
         if not match:
             return _error(404, f"Malformed request: {request.method} {request.path}")
         parts = match.groupdict()
+        labels = request["metric_labels"]
+        labels["model"] = parts["name"]
+        labels["api"] = "REST:" + (parts["method"] or parts["metadata"] or "status")
         try:
             version = self._version(parts["version"])
             registry = self.models.get(parts["name"])
@@ -92,6 +111,8 @@ class RestApi:
                 return _error(400, f"JSON Parse error: {e}")
             except RecursionError:
                 return _error(400, "JSON Parse error: nested too deeply")
+            if isinstance(body, dict) and isinstance(body.get("signature_name", ""), str):
+                labels["signature"] = body.get("signature_name") or inference.DEFAULT_SIGNATURE
             loaded = registry.resolve(version, parts["label"])
             loop = asyncio.get_running_loop()
             if parts["method"] == "predict":

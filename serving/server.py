@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 
 from aiohttp import web
 
-from serving import grpc_api, inference, rest_api
+from serving import grpc_api, inference, model_registry, rest_api
+from serving.metrics import ServingMetrics
 from serving.model_registry import ModelConfig, Models
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class ServerConfig:
     idle_timeout_seconds: float = 30.0  # a connection with no request in flight is closed after this
     body_timeout_seconds: float = 30.0  # a request body must arrive within this
     threads: int = 4  # TensorFlow calls in flight at once
+    model_config_file: Optional[str] = None  # re-read every config_poll_seconds when set
+    config_poll_seconds: float = 0.0  # 0: read once (TF Serving's --model_config_file_poll_wait_seconds)
 
     @property
     def limits(self) -> inference.Limits:
@@ -57,8 +60,9 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
 
+    metrics = ServingMetrics(models)
     app = rest_api.RestApi(models, executor, config.max_request_bytes, config.limits,
-                           config.body_timeout_seconds).app()
+                           config.body_timeout_seconds, metrics).app()
     first_model = config.models[0].name
 
     async def home(request):  # the live page, pointed at the first model
@@ -71,7 +75,7 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
     site = web.TCPSite(runner, config.host, config.rest_port)
     await site.start()
     rest_port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
-    grpc_server = grpc_api.server(models, config.threads, config.max_request_bytes, config.limits)
+    grpc_server = grpc_api.server(models, config.threads, config.max_request_bytes, config.limits, metrics)
     grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
     grpc_server.start()
     if ready:
@@ -88,12 +92,40 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
             except asyncio.TimeoutError:
                 pass
 
-    watcher = asyncio.create_task(watch())
+    async def watch_config():
+        seen = _read_text(config.model_config_file)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), config.config_poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            text = _read_text(config.model_config_file)
+            if text is None or text == seen:
+                continue
+            seen = text
+            try:  # a config being edited may not parse yet: keep the old one until it does
+                models.reconfigure(model_registry.read_model_config(config.model_config_file))
+            except (ValueError, OSError) as e:
+                log.warning("model config not applied, still serving the previous one: %s", e)
+                continue
+            await loop.run_in_executor(executor, models.poll)
+
+    watchers = [asyncio.create_task(watch())]
+    if config.model_config_file and config.config_poll_seconds > 0:
+        watchers.append(asyncio.create_task(watch_config()))
     await stop.wait()
-    await watcher
+    await asyncio.gather(*watchers)
     await loop.run_in_executor(None, grpc_server.stop(grace=5).wait)  # in-flight calls finish
     await runner.cleanup()
     executor.shutdown(wait=True)
+
+
+def _read_text(path: Optional[str]) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read()
+    except (OSError, TypeError):
+        return None
 
 
 def run(config: ServerConfig) -> None:

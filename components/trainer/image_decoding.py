@@ -6,7 +6,10 @@ other by bare name: TFX installs them as top-level modules of the user wheel.
 """
 import tensorflow as tf
 
-import features
+try:  # a top-level module of the Trainer's user-code wheel
+    import features
+except ImportError:  # imported as components.trainer.image_decoding (happysad explain)
+    from components.trainer import features
 
 IMAGE_SIZE = 150
 CHANNELS = 3

@@ -66,8 +66,12 @@ def signature_functions(model, class_names) -> dict:
     }
 
 
-def export(model, class_names, export_dir: str) -> None:
-    """Writes a SavedModel with the three signatures to export_dir.
+WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra/: TF Serving replays it at load
+
+
+def export(model, class_names, export_dir: str, warmup_images=()) -> None:
+    """Writes a SavedModel with the three signatures to export_dir, and
+    warmup_images (encoded bytes) as TF Serving warm-up requests.
 
     Keras' ExportArchive tracks the model's variables so that the session-based
     loader TF Serving uses (SavedModelBundle) finds them. A Keras 3 model held
@@ -83,6 +87,23 @@ def export(model, class_names, export_dir: str) -> None:
     extra = os.path.join(export_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)
     model.save(os.path.join(extra, KERAS_MODEL_FILE))
+    if warmup_images:
+        write_warmup_requests(os.path.join(extra, WARMUP_FILE), warmup_images)
+
+
+def write_warmup_requests(path: str, images) -> None:
+    """One PredictionLog per image (a batch-1 serving_default request), the
+    format TF Serving replays before it marks a version AVAILABLE, so the first
+    user request does not pay for the session's first run."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for image in images:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = SERVING_SIGNATURE
+            request.inputs["images"].CopyFrom(tf.make_tensor_proto([image], dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
 
 
 def _set_method_name(export_dir: str, signature: str, method_name: str) -> None:

@@ -21,7 +21,7 @@ def _happysad(*args, cwd=REPO):
     (["--learning-rate", "nan"], "--learning-rate must be positive and finite (got nan)"),
     (["--pipeline-root", "/proc/happysad"], "--pipeline-root /proc/happysad: cannot write there"),
     (["--pipeline-root", "README.md"], "--pipeline-root README.md: is a file, not a folder"),
-    (["--serving-dir", "README.md/serving"], "--serving-dir README.md/serving: "),
+    (["--serving-dir", "README.md/serving"], "--serving-dir README.md/serving: README.md is a file, not a folder"),
     (["--data", "/no/such/folder"], "/no/such/folder: no such folder"),
     (["--runner", "kubeflow"], "invalid choice"),
     (["--tfrecords", "/tmp", "--data", "/tmp"], "not both"),

@@ -134,7 +134,8 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     (infra_blessing,) = ws.io(serving_check, metadata_store_pb2.Event.OUTPUT, "blessing")
     assert infra_blessing.custom_properties["blessed"].int_value == 1
     verdict = json.loads((Path(infra_blessing.uri) / "serving_check.json").read_text())
-    assert verdict["problems"] == [] and len(verdict["checks"]) == 3
+    assert verdict["problems"] == [] and len(verdict["checks"]) == 4
+    assert "warm-up: 4 requests replayed" in verdict["checks"]
 
     (pusher,) = ws.executions("Pusher")
     (read_blessing,) = ws.io(pusher, metadata_store_pb2.Event.INPUT, "infra_blessing")
@@ -307,17 +308,21 @@ def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path)
     assert all(epoch is not None and epoch < 15 for _, epoch, _ in table), table
 
 
-def test_a_failing_component_is_named_and_exits_non_zero(ws, first_run, tmp_path):
-    # Only the Pusher re-runs (its destination changed) and cannot write under a file.
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
+def test_a_failing_component_is_named_and_exits_non_zero(tmp_path):
+    """Its own workspace and its own failure: TFRecords whose name is right and
+    whose bytes are not GZIP, so ImportExampleGen itself fails."""
+    records = tmp_path / "tfrecords"
+    records.mkdir()
+    (records / "broken.tfrecord.gz").write_bytes(b"not gzip at all" * 100)
+    ws = Workspace(data=None, root=tmp_path / "pipeline_output", serving=tmp_path / "serving_model")
     result = subprocess.run(
-        [HAPPYSAD, "run", "--data", str(ws.data), "--pipeline-root", str(ws.root),
-         "--serving-dir", str(blocker / "serving")], cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 1
-    assert "FAILED: component Pusher failed" in result.stderr
+        [HAPPYSAD, "run", "--tfrecords", str(records), "--pipeline-root", str(ws.root),
+         "--serving-dir", str(ws.serving)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: component ImportExampleGen failed" in result.stderr
     assert "full log:" in result.stderr
-    assert ws.executions("Pusher")[-1].last_known_state == State.FAILED
+    assert [e.last_known_state for e in ws.executions("ImportExampleGen")] == [State.FAILED]
+    assert not ws.serving.exists()
 
 
 def test_explain_shows_the_model_looks_at_the_expression(ws, first_run, tmp_path):

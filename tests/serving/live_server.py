@@ -28,9 +28,12 @@ def export_version(base: Path, version: int, seed: int) -> Path:
     import emoji_cnn
     import serving_signatures
 
+    from data import emoji_faces
+
     tf.keras.utils.set_random_seed(seed)
     path = base / str(version)
-    serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], str(path))
+    warmup = [(emoji_faces.DEFAULT_DIR / c / f"{c}_000.png").read_bytes() for c in ("happy", "sad")]
+    serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], str(path), warmup_images=warmup)
     return path
 
 

@@ -1,0 +1,66 @@
+"""Prometheus metrics at /monitoring/prometheus/metrics, as TF Serving exports them
+with a --monitoring_config_file.
+
+The names follow TF Serving's where it has one (`:tensorflow:serving:request_count`,
+`:tensorflow:serving:request_latency`); prometheus_client adds the `_total`,
+`_bucket`, `_sum` and `_count` suffixes of its text format.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+PATH = "/monitoring/prometheus/metrics"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Request latency buckets in seconds: 1 ms (a warm batch of one) to 30 s.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServingMetrics:
+    """Request counts and latencies by model, signature, API and status, plus
+    the versions each model has loaded (read from `models` at scrape time)."""
+
+    def __init__(self, models):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(":tensorflow:serving:request_count", "Requests served, by outcome",
+                                ["model_name", "signature_name", "API", "status"], registry=self.registry)
+        self.latency = Histogram(":tensorflow:serving:request_latency", "Request latency in seconds",
+                                 ["model_name", "API"], buckets=_BUCKETS, registry=self.registry)
+        self.registry.register(_VersionsCollector(models))
+
+    def observe(self, model: str, signature: str, api: str, status: str, seconds: float) -> None:
+        self.requests.labels(model, signature, api, status).inc()
+        self.latency.labels(model, api).observe(seconds)
+
+    @contextmanager
+    def timed(self, model: str, signature: str, api: str, status_of):
+        """Times the block; status_of() names its outcome once it ends (also on error)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe(model, signature, api, status_of(), time.perf_counter() - started)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _VersionsCollector:
+    def __init__(self, models):
+        self.models = models
+
+    def collect(self):
+        family = GaugeMetricFamily(":tensorflow:serving:model_version_state",
+                                   "1 for each version of each model and its state (AVAILABLE, LOADING)",
+                                   labels=["model_name", "version", "state"])
+        for registry in self.models:
+            try:
+                rows = registry.status()
+            except LookupError:  # no version at all yet
+                rows = []
+            for version, state, _ in rows:
+                family.add_metric([registry.name, str(version), state], 1)
+        yield family
