@@ -40,7 +40,17 @@ _PARALLEL_FROM = 256  # below this many files, worker start-up costs more than i
 
 
 class IngestError(Exception):
-    """The input cannot give a usable data set; the message says what to fix."""
+    """The input cannot give a usable data set; the message says what to fix.
+    `skipped` lists every other problem found before it had to stop."""
+
+    def __init__(self, message: str, skipped: list | None = None):
+        super().__init__(message)
+        self.skipped = skipped or []
+
+
+# Fewer images than this in a class cannot fill both splits (4:1 by file-name
+# hash) reliably: the class would be missing from one split and read as skew.
+MIN_IMAGES_PER_CLASS = 5
 
 
 @dataclasses.dataclass
@@ -74,9 +84,29 @@ def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[
         skipped.append({"file": rel + "/", "reason": f"unreadable folder ({error.strerror}): "
                         "fix its permissions to include its images"})
 
+    # Symlinked folders are followed, but never twice and never back up the
+    # tree: a link to the data root or to a class folder would list every image
+    # again (under a second label, which would drop both copies).
+    root_real = os.path.realpath(data_dir)
+    visited = {os.path.realpath(data_dir / name): f"class folder {name}/" for name in class_names}
+
+    def walkable(root: str, folder: str) -> bool:
+        path = os.path.join(root, folder)
+        rel = os.path.relpath(path, data_dir) + "/"
+        real = os.path.realpath(path)
+        if real == root_real or root_real.startswith(real + os.sep):
+            reason = f"symlink loop: leads back to {os.path.relpath(real, data_dir)}/ (a parent of itself); skipped"
+        elif real in visited:
+            reason = f"symlink to {visited[real]}, already included; skipped"
+        else:
+            visited[real] = rel
+            return True
+        skipped.append({"file": rel, "reason": reason})
+        return False
+
     for name in class_names:
         for root, dirs, names in os.walk(data_dir / name, onerror=unreadable, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and walkable(root, d))
             for file_name in sorted(names):
                 rel = os.path.relpath(os.path.join(root, file_name), data_dir)
                 if file_name.startswith("."):
@@ -271,7 +301,13 @@ def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None
         if empty:
             raise IngestError(
                 f"class folder(s) {', '.join(empty)} in {data_dir} hold no readable image: "
-                "add images there or remove the folder")
+                "add images there or remove the folder", skipped)
+        few = {name: n for name, n in counts.items() if n < MIN_IMAGES_PER_CLASS}
+        if few:
+            raise IngestError(
+                "too few images: " + ", ".join(f"{name} has {n}" for name, n in few.items())
+                + f"; each class needs at least {MIN_IMAGES_PER_CLASS} so that both the train and the eval "
+                "split hold it", skipped)
 
     _atomic_write(tfrecord_path, write)
     report = {"data_dir": str(data_dir.resolve()), "fingerprint": fingerprint,

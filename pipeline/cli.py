@@ -55,6 +55,10 @@ def _ingest(data_dir: Path, out_dir: Path):
     try:
         result = ingest.ingest(data_dir, out_dir)
     except ingest.IngestError as e:
+        if e.skipped:  # every other problem too, so one round of fixes is enough
+            print(f"{len(e.skipped)} other file(s) could not be used:", file=sys.stderr)
+            for row in e.skipped:
+                print(f"  {row['file']:<40} {row['reason']}", file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         return None
     print(ingest.format_report(result))

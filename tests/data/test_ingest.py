@@ -38,11 +38,23 @@ def _read_examples(path):
     return {e["filename"]: e for e in examples}
 
 
+def _fill(root, per_class, classes=("happy", "sad")) -> list:
+    """Distinct plain images, so a test's class holds the least ingestion accepts."""
+    names = []
+    for c, cls in enumerate(classes):
+        for i in range(per_class):
+            _write(root / cls / f"fill{i}.png", _png(Image.new("RGB", (150, 150), (90 + i, 90, 10 * c))))
+            names.append(f"{cls}/fill{i}.png")
+    return names
+
+
 @pytest.fixture
 def odd_folder(tmp_path):
     root = tmp_path / "images"
     red = Image.new("RGB", (150, 150), (200, 30, 30))
     _write(root / "sad" / "plain.png", _png(red))
+    for i in range(1, ingest.MIN_IMAGES_PER_CLASS):  # the least a class may have
+        _write(root / "sad" / f"plain{i}.png", _png(Image.new("RGB", (150, 150), (200, 30 + i, 30))))
     rgba = Image.new("RGBA", (150, 150), (0, 0, 0, 0))  # fully transparent black
     rgba.paste((10, 200, 10, 255), (50, 50, 100, 100))
     _write(root / "happy" / "rgba.png", _png(rgba))
@@ -69,7 +81,8 @@ def test_odd_images_are_normalised_and_broken_ones_reported(odd_folder, tmp_path
     examples = _read_examples(result.tfrecord_path)
     assert sorted(examples) == sorted([
         "happy/rgba.png", "happy/gray.png", "happy/palette.png", "happy/big.jpg", "happy/cmyk.jpg",
-        "happy/sixteen.png", "happy/nested/deeper/inner.png", "sad/plain.png"])
+        "happy/sixteen.png", "happy/nested/deeper/inner.png", "sad/plain.png",
+        *(f"sad/plain{i}.png" for i in range(1, ingest.MIN_IMAGES_PER_CLASS))])
     for ex in examples.values():
         assert ex["image"].shape == (150, 150, 3) and ex["mode"] == "RGB"
         assert ex["label"] == ["happy", "sad"].index(ex["class_name"])
@@ -96,7 +109,7 @@ def test_odd_images_are_normalised_and_broken_ones_reported(odd_folder, tmp_path
     assert "sad/plain.png" not in changed
 
     report = json.loads(result.report_path.read_text())
-    assert report["counts"] == {"happy": 7, "sad": 1}
+    assert report["counts"] == {"happy": 7, "sad": ingest.MIN_IMAGES_PER_CLASS}
     text = ingest.format_report(result)
     assert "happy/truncated.png" in text and "5 file(s) skipped" in text
 
@@ -109,8 +122,9 @@ def test_duplicates_are_reported_and_cross_class_copies_excluded(tmp_path):
     _write(root / "happy" / "b.png", b)
     _write(root / "sad" / "b_again.png", b)  # both classes: a labelling error
     _write(root / "sad" / "c.png", c)
+    fillers = _fill(root, per_class=4)
     result = ingest.ingest(root, tmp_path / "out", progress=False)
-    assert sorted(_read_examples(result.tfrecord_path)) == ["happy/a.png", "sad/c.png"]
+    assert sorted(_read_examples(result.tfrecord_path)) == sorted(["happy/a.png", "sad/c.png", *fillers])
     skipped = {row["file"]: row["reason"] for row in result.skipped}
     assert skipped["happy/a_copy.png"] == "duplicate of happy/a.png (same bytes)"
     for rel in ("happy/b.png", "sad/b_again.png"):
@@ -155,18 +169,22 @@ def test_a_failed_write_leaves_the_previous_output_and_no_partial_file(odd_folde
     assert sorted(p.name for p in out.iterdir()) == [ingest.TFRECORD_NAME, ingest.REPORT_NAME]
 
 
-def test_decompression_bomb_is_refused_without_allocating(tmp_path):
-    # A 20000x20000 PNG compresses to a few hundred KB but would need 1.2 GB decoded.
-    bomb = Image.new("L", (20000, 20000), 0)
-    data = _png(bomb, optimize=False)
-    with pytest.raises(ValueError, match="pixel limit"):
+def test_decompression_bomb_is_refused_without_allocating(tmp_path, monkeypatch):
+    # 8000 x 7500 = 60 MP: over the project's 40 MP limit, under Pillow's own
+    # 89 MP warning, so only the project's guard stands in the way.
+    data = _png(Image.new("1", (8000, 7500)))
+    allocated = []
+    monkeypatch.setattr(Image.Image, "load", lambda self, *a: allocated.append(self.size))
+    with pytest.raises(ValueError, match="over the 40,000,000 pixel limit"):
         ingest.normalise_image(data)
+    assert allocated == []  # refused from the header: no pixel buffer
 
 
 @pytest.mark.parametrize("layout, message", [
     ({}, "0 class folder"),
     ({"happy": 1}, "1 class folder"),
     ({"happy": 1, "sad": 0}, "sad in"),
+    ({"happy": 1, "sad": 1}, "too few images: happy has 1, sad has 1; each class needs at least 5"),
 ])
 def test_unusable_folders_raise_a_clear_error(tmp_path, layout, message):
     root = tmp_path / "images"
@@ -174,7 +192,7 @@ def test_unusable_folders_raise_a_clear_error(tmp_path, layout, message):
     for cls, n in layout.items():
         (root / cls).mkdir()
         for i in range(n):
-            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150))))
+            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (i, len(cls), 0))))
     with pytest.raises(ingest.IngestError, match=message):
         ingest.ingest(root, tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / ingest.TFRECORD_NAME).exists()
@@ -202,8 +220,8 @@ def test_an_unreadable_sub_folder_is_reported_and_the_rest_kept(tmp_path, monkey
     # PermissionError os.walk would meet is raised for one folder instead.
     root = tmp_path / "images"
     for c, cls in enumerate(("happy", "sad")):
-        for i in range(2):  # four distinct images (identical ones would be duplicates)
-            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (40 + 100 * c, 40 + 100 * i, 0))))
+        for i in range(5):  # distinct images (identical ones would be duplicates)
+            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (40 + 100 * c, 40 + 30 * i, 0))))
     locked = root / "sad" / "batch2"
     _write(locked / "9.png", _png(Image.new("RGB", (150, 150), (0, 0, 200))))
     real_scandir = os.scandir
@@ -215,6 +233,35 @@ def test_an_unreadable_sub_folder_is_reported_and_the_rest_kept(tmp_path, monkey
 
     monkeypatch.setattr(os, "scandir", scandir)
     result = ingest.ingest(root, tmp_path / "out", progress=False)
-    assert result.counts == {"happy": 2, "sad": 2}
+    assert result.counts == {"happy": 5, "sad": 5}
     assert {"file": "sad/batch2/", "reason": "unreadable folder (Permission denied): fix its permissions to "
             "include its images"} in result.skipped
+
+
+def test_an_empty_class_still_reports_every_other_problem(tmp_path):
+    root = tmp_path / "images"
+    for i in range(5):
+        _write(root / "happy" / f"{i}.png", _png(Image.new("RGB", (150, 150), (i * 40, 0, 0))))
+    (root / "sad").mkdir()
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        _write(root / "happy" / "broken" / name, b"not an image")
+    with pytest.raises(ingest.IngestError, match="sad in") as error:
+        ingest.ingest(root, tmp_path / "out", progress=False)
+    assert sorted(row["file"] for row in error.value.skipped) == [f"happy/broken/{n}.png" for n in "abcd"]
+
+
+def test_symlink_loops_are_named_and_skipped(tmp_path):
+    root = tmp_path / "images"
+    for cls in ("happy", "sad"):
+        for i in range(5):
+            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (i * 40, cls == "sad" and 200 or 0, 0))))
+    (root / "happy" / "loop").symlink_to("..")  # back to the data root
+    (root / "sad" / "self").symlink_to(".")  # to its own folder
+    (root / "happy" / "other").symlink_to("../sad")  # into another class
+    result = ingest.ingest(root, tmp_path / "out", progress=False)
+    assert result.counts == {"happy": 5, "sad": 5}
+    reasons = {row["file"]: row["reason"] for row in result.skipped}
+    assert reasons["happy/loop/"].startswith("symlink loop: leads back to ./")
+    assert reasons["sad/self/"] == "symlink to class folder sad/, already included; skipped"
+    assert reasons["happy/other/"] == "symlink to class folder sad/, already included; skipped"
+    assert len(result.skipped) == 3
