@@ -200,34 +200,52 @@ def cmd_predict(args) -> int:
     _quiet_tensorflow()
     from serving import client
 
-    images = []
+    readable, failed = [], 0
     for path in args.images:
         try:
-            images.append(path.read_bytes())
+            data = path.read_bytes()
         except OSError as e:
-            print(f"error: cannot read {path}: {e.strerror}", file=sys.stderr)
+            print(f"{path}\terror: cannot read it ({e.strerror})", file=sys.stderr)
+            failed += 1
+            continue
+        if not data:
+            print(f"{path}\terror: the file is empty", file=sys.stderr)
+            failed += 1
+            continue
+        readable.append((path, data))
+    if readable:
+        try:
+            model_dir = "" if args.server else str(args.model_dir or client.latest_version_dir(
+                str(DEFAULT_MODEL_BASE)))
+            rows = client.predict([d for _, d in readable], server=args.server, model=args.model,
+                                  model_dir=model_dir)
+        except (FileNotFoundError, RuntimeError, ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
             return EXIT_FAILED
-    try:
-        model_dir = "" if args.server else str(args.model_dir or client.latest_version_dir(
-            str(DEFAULT_MODEL_BASE)))
-        rows = client.predict(images, server=args.server, model=args.model, model_dir=model_dir)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    for path, (name, probability) in zip(args.images, rows):
-        print(f"{path}\t{name}\t{probability:.4f}")
-    return 0
+        for (path, _), (name, value) in zip(readable, rows):
+            if name is None:
+                print(f"{path}\terror: not an image the model can read ({value})", file=sys.stderr)
+                failed += 1
+            else:
+                print(f"{path}\t{name}\t{value:.4f}")
+    return EXIT_FAILED if failed else 0
 
 
 def cmd_explain(args) -> int:
     _quiet_tensorflow()
     from serving import client, explain
 
+    import tensorflow as tf
+
     try:
         model_dir = str(args.model_dir or client.latest_version_dir(str(DEFAULT_MODEL_BASE)))
         explanation = explain.explain(model_dir, args.image.read_bytes())
     except (FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except tf.errors.OpError as e:
+        print(f"error: {args.image}: not an image the model can read ({client._first_line(e.message)})",
+              file=sys.stderr)
         return EXIT_FAILED
     out = args.out or Path(f"explain-{args.image.stem}.png")
     explain.plot(explanation, str(out), title=f"{args.image.name}: {explanation.class_name} "

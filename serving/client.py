@@ -35,18 +35,40 @@ def _rows(class_names, probabilities) -> list:
     return rows
 
 
-def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
-    """Loads the SavedModel as TF Serving does (a session) and runs serving_default."""
+class RequestRejected(RuntimeError):
+    """The model refused the images (HTTP 400, INVALID_ARGUMENT, or a TensorFlow
+    error in process): one of them is not an image it can read."""
+
+
+def _in_process(model_dir: str):
+    """A predict function over one SavedModel, loaded as TF Serving does (a session)."""
     import numpy as np
+    import tensorflow as tf
 
     from components.saved_model_bundle import SavedModelBundle
 
     bundle = SavedModelBundle(model_dir)
-    try:
-        out = bundle.run(SIGNATURE, {"images": np.array(list(images), dtype=object)})
-    finally:
-        bundle.close()
-    return _rows(out["class_name"].tolist(), out["probabilities"].tolist())
+
+    def call(images):
+        try:
+            out = bundle.run(SIGNATURE, {"images": np.array(list(images), dtype=object)})
+        except tf.errors.OpError as e:
+            raise RequestRejected(_first_line(e.message)) from e
+        return _rows(out["class_name"].tolist(), out["probabilities"].tolist())
+
+    return call
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[",
+                                                              "<stack traces"))]
+    return (useful or lines or ["refused"])[0]
+
+
+def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
+    """Loads the SavedModel as TF Serving does (a session) and runs serving_default."""
+    return _in_process(model_dir)(images)
 
 
 def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
@@ -58,7 +80,8 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: floa
         with urllib.request.urlopen(request, timeout=timeout) as response:
             predictions = json.load(response)["predictions"]
     except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
+        error = RequestRejected if e.code == 400 else RuntimeError
+        raise error(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
     except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
         raise RuntimeError(f"{url}: {getattr(e, 'reason', e)} (is `happysad serve` or TF Serving running?)") from e
     return _rows([p["class_name"] for p in predictions], [p["probabilities"] for p in predictions])
@@ -77,18 +100,34 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
         try:
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
         except grpc.RpcError as e:
-            raise RuntimeError(f"{target}: {e.code().name}: {e.details()}") from e
+            error = RequestRejected if e.code() == grpc.StatusCode.INVALID_ARGUMENT else RuntimeError
+            raise error(f"{target}: {e.code().name}: {e.details()}") from e
     return _rows(tf.make_ndarray(response.outputs["class_name"]).tolist(),
                  tf.make_ndarray(response.outputs["probabilities"]).tolist())
 
 
 def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "") -> list:
-    """Dispatches on `server`: "" (in-process from model_dir), http://..., grpc://HOST:PORT."""
+    """Dispatches on `server`: "" (in-process from model_dir), http://..., grpc://HOST:PORT.
+
+    Returns one row per image: (class name, probability), or (None, why) for an
+    image the model refused; the other images are still classified."""
     if not server:
-        return predict_in_process(model_dir, images)
-    scheme = urllib.parse.urlparse(server).scheme
-    if scheme in ("http", "https"):
-        return predict_rest(server, model, images)
-    if scheme == "grpc":
-        return predict_grpc(server[len("grpc://"):], model, images)
-    raise ValueError(f"--server {server}: expected http://HOST:PORT (REST) or grpc://HOST:PORT")
+        call = _in_process(model_dir)
+    else:
+        scheme = urllib.parse.urlparse(server).scheme
+        if scheme in ("http", "https"):
+            call = lambda batch: predict_rest(server, model, batch)  # noqa: E731
+        elif scheme == "grpc":
+            call = lambda batch: predict_grpc(server[len("grpc://"):], model, batch)  # noqa: E731
+        else:
+            raise ValueError(f"--server {server}: expected http://HOST:PORT (REST) or grpc://HOST:PORT")
+    try:
+        return call(images)
+    except RequestRejected:  # find which images: one request each
+        rows = []
+        for image in images:
+            try:
+                rows.extend(call([image]))
+            except RequestRejected as e:
+                rows.append((None, str(e)))
+        return rows
