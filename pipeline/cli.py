@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from pipeline import configs, local_runner  # both light: no TensorFlow at import
+from pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
 
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
@@ -116,6 +116,19 @@ def cmd_run(args) -> int:
 
     started = time.monotonic()
     paths = local_runner.make_paths(args.pipeline_root, args.serving_dir)
+    try:
+        with run_lock.exclusive(paths.pipeline_root):
+            for note in run_lock.recover(paths.pipeline_root, paths.metadata_path, paths.examples_dir):
+                print(f"note: {note}")
+            return _run_locked(args, paths, started)
+    except run_lock.RootBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_locked(args, paths, started) -> int:
+    from pipeline import run_summary
+
     if args.tfrecords is not None:  # made elsewhere: validation alone vouches for them
         examples_dir, class_names = args.tfrecords.resolve(), args.classes or list(configs.DEFAULT_CLASSES)
         print(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")

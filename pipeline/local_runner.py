@@ -109,6 +109,8 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     else:  # not exported by tfx.v1, but the supported Beam orchestrator of TFX 1.16
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
         dag_runner = BeamDagRunner()
+    # This run's own id: the run context it adds to ML Metadata (not "the latest").
+    before = _run_ids(paths.metadata_path)
     try:
         with progress_lib.console_to_log(log_path) as console:
             reporter.stream = console  # status lines only; the rest is in the log
@@ -116,10 +118,28 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     except Exception as e:  # name the component that was running when it broke
         node = next(iter(reporter.running), None)
         try:
-            failed_run = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME)
+            failed_run = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
+                                              _own_run(paths.metadata_path, before))
         except Exception:  # the store may not exist if the very first step broke
             failed_run = None
         raise PipelineFailed(node, e, log_path, failed_run) from e
-    summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME)
+    summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
+                                   _own_run(paths.metadata_path, before))
     summary.log_path = log_path
     return summary
+
+
+def _run_ids(metadata_path: Path) -> set:
+    from pipeline import run_summary
+
+    try:
+        return {r.name for r in run_summary.list_runs(run_summary.open_store(str(metadata_path)),
+                                                      configs.PIPELINE_NAME)}
+    except LookupError:  # no store yet
+        return set()
+
+
+def _own_run(metadata_path: Path, before: set) -> Optional[str]:
+    """The run this process added (None: read the latest, as before any run)."""
+    new = sorted(_run_ids(metadata_path) - before)
+    return new[-1] if new else None

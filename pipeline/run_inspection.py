@@ -195,6 +195,7 @@ def format_lineage(nodes: list, indent: int = 2) -> list:
 def format_inspection(inspection: Inspection) -> str:
     s = inspection.summary
     lines = [f"run {s.run_id}: " + ", ".join(f"{c.node_id} {c.state}" for c in s.components), ""]
+    lines[1:1] = [f"note: {c.node_id} {c.state}: {c.note}" for c in s.components if c.note]
     lines.append("statistics (StatisticsGen + ImageValidator):")
     for st in inspection.statistics:
         balance = ", ".join(f"{k} {v} ({v / st.examples:.0%})" for k, v in sorted(st.classes.items())) if st.examples else ""

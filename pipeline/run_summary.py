@@ -31,6 +31,7 @@ class ComponentRun:
     seconds: float
     outputs: dict  # output key -> [MLMD Artifact]
     execution_id: int
+    note: str = ""  # e.g. why a killed run's execution was marked CANCELED
 
 
 @dataclasses.dataclass
@@ -102,6 +103,8 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
             outputs=_outputs(store, execution.id),
             execution_id=execution.id,
+            note=execution.custom_properties["abandoned"].string_value
+            if "abandoned" in execution.custom_properties else "",
         ))
     summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
     _add_validation(summary)
@@ -229,7 +232,7 @@ def format_summary(summary: RunSummary) -> str:
     """The human-readable end of `happysad run`."""
     lines = [f"run {summary.run_id}", "  component                       state      seconds"]
     for c in summary.components:
-        lines.append(f"  {c.node_id:<31} {c.state:<10} {c.seconds:7.1f}")
+        lines.append(f"  {c.node_id:<31} {c.state:<10} {c.seconds:7.1f}" + (f"  ({c.note})" if c.note else ""))
     if summary.anomalies:
         lines.append("data validation:")
         lines.extend(format_anomalies(summary))
