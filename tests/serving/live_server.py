@@ -80,3 +80,15 @@ def start_server(tmp: Path, *args) -> Server:
         elif line.startswith("gRPC"):
             grpc_target = line.split()[1]
     return Server(proc=proc, rest=rest, grpc=grpc_target, log=tmp / "server.log")
+
+
+def wait_until(condition, seconds=120) -> bool:
+    """Polls condition() until it holds (True) or `seconds` pass (False)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False

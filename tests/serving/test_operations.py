@@ -7,21 +7,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
-from live_server import MODEL, start_server, write_models_config
+from live_server import MODEL, start_server, wait_until, write_models_config
 
 
 def _predict(server, model, face, **extra):
     return requests.post(f"{server.rest}/v1/models/{model}:predict",
                          json={"instances": [{"b64": base64.b64encode(face).decode()}], **extra}, timeout=60)
-
-
-def _wait_for(condition, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_versions_are_warmed_up_before_they_serve(server):
@@ -55,7 +46,7 @@ def test_the_model_config_is_reloaded_from_the_file_and_over_grpc(model_base, tm
         assert _predict(server, "second", faces[0]).status_code == 404
         # An operator adds a model and a label to the file: served without a restart.
         config.write_text(_two_models(model_base))
-        assert _wait_for(lambda: _predict(server, "second", faces[0]).status_code == 200)
+        assert wait_until(lambda: _predict(server, "second", faces[0]).status_code == 200)
         assert requests.get(f"{server.rest}/v1/models/{MODEL}/labels/canary", timeout=30).status_code == 200
         # A config being edited that does not parse: the old one keeps serving.
         config.write_text("model_config_list { config { name: ")

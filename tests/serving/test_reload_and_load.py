@@ -10,7 +10,7 @@ import numpy as np
 import requests
 import tensorflow as tf
 
-from live_server import MODEL, export_version, start_server
+from live_server import MODEL, export_version, start_server, wait_until
 
 
 def _body(image: bytes) -> dict:
@@ -61,15 +61,6 @@ class Clients:
         assert not self.alive(), "a client thread hung"
 
 
-def _wait_until(condition, seconds=120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _served_versions(server):
     status = requests.get(f"{server.rest}/v1/models/{MODEL}", timeout=30).json()
     return [(s["version"], s["state"]) for s in status["model_version_status"]]
@@ -83,7 +74,7 @@ def test_a_new_version_is_served_without_dropping_a_request(tmp_path, faces):
     try:
         clients.wait_for(20)
         export_version(base, 2, seed=2)  # the push, while requests are in flight
-        assert _wait_until(lambda: _served_versions(server) == [("2", "AVAILABLE")]), _served_versions(server)
+        assert wait_until(lambda: _served_versions(server) == [("2", "AVAILABLE")]), _served_versions(server)
         swapped_at = time.monotonic()
         deadline = time.monotonic() + 120
         while sum(t > swapped_at for t, _, _ in clients.results) < 20 and time.monotonic() < deadline:
@@ -124,7 +115,7 @@ def test_soak_broken_good_and_half_copied_versions_land_under_load(tmp_path, fac
         assert _served_versions(server)[0] == ("1", "AVAILABLE")
         shutil.rmtree(base / "2")
         export_version(base, 3, seed=3)  # good
-        assert _wait_until(lambda: _served_versions(server) == [("3", "AVAILABLE")]), _served_versions(server)
+        assert wait_until(lambda: _served_versions(server) == [("3", "AVAILABLE")]), _served_versions(server)
         (base / "5").mkdir()  # half-copied: saved_model.pb before variables/
         shutil.copy(staged / "4" / "saved_model.pb", base / "5" / "saved_model.pb")
         clients.wait_for(len(clients.results) + 150)
@@ -132,7 +123,7 @@ def test_soak_broken_good_and_half_copied_versions_land_under_load(tmp_path, fac
         for item in (staged / "4").iterdir():  # the copy completes
             if item.is_dir():
                 shutil.copytree(item, base / "5" / item.name)
-        assert _wait_until(lambda: _served_versions(server) == [("5", "AVAILABLE")]), _served_versions(server)
+        assert wait_until(lambda: _served_versions(server) == [("5", "AVAILABLE")]), _served_versions(server)
         clients.finish(stop=False)  # every client sends all of its 500
         rss_end = _rss_mb(server.proc.pid)
     finally:
