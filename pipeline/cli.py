@@ -112,7 +112,6 @@ def _check_run_args(parser, args) -> None:
 
 def cmd_run(args) -> int:
     _quiet_tensorflow()
-    from pipeline import run_summary
 
     started = time.monotonic()
     paths = local_runner.make_paths(args.pipeline_root, args.serving_dir)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from live_server import MODEL, export_version, start_server
+from live_server import MODEL, start_server
 
 
 def _b64(data: bytes) -> dict:
