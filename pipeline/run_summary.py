@@ -48,6 +48,7 @@ class RunSummary:
     pushed_version: Optional[str]
     anomalies: dict = dataclasses.field(default_factory=dict)  # validator node -> [Anomaly]
     serving_check: Optional[dict] = None  # ServingCheck's serving_check.json
+    label_drift: dict = dataclasses.field(default_factory=dict)  # split -> L-inf distance to the previous run
     log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
@@ -108,6 +109,7 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
         ))
     summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
     _add_validation(summary)
+    _add_label_drift(summary, store)
     _add_training(summary)
     _add_evaluation(summary)
     _add_serving_check(summary)
@@ -132,6 +134,44 @@ def _add_validation(summary: RunSummary) -> None:
     for c in summary.components:
         for artifact in c.outputs.get("anomalies", []):
             summary.anomalies[c.node_id] = anomalies_lib.read(artifact.uri)
+
+
+def class_balance(statistics_uri: str, split: str) -> dict:
+    """{class name: share of the split} from StatisticsGen's FeatureStats.pb ({} if unreadable)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        with open(path, "rb") as f:
+            stats.ParseFromString(f.read())
+    except OSError:
+        return {}
+    for dataset in stats.datasets:
+        for feature in dataset.features:
+            if list(feature.path.step) == ["class_name"]:
+                counts = {v.value: v.frequency for v in feature.string_stats.top_values}
+                total = sum(counts.values()) or 1
+                return {k: v / total for k, v in counts.items()}
+    return {}
+
+
+def _add_label_drift(summary: RunSummary, store) -> None:
+    """The class-balance distance the DriftValidator compared, also when it
+    passed: a drift past half its threshold is worth a warning."""
+    drift = summary.component("DriftValidator")
+    if not drift:
+        return
+    events = [e for e in store.get_events_by_execution_ids([drift.execution_id])
+              if e.type == metadata_store_pb2.Event.INPUT]
+    uris = {e.path.steps[0].key: a.uri for e in events
+            for a in store.get_artifacts_by_id([e.artifact_id])}
+    if "baseline_statistics" not in uris or "statistics" not in uris:
+        return  # a first run has no previous statistics
+    for split in ("train", "eval"):
+        now, before = class_balance(uris["statistics"], split), class_balance(uris["baseline_statistics"], split)
+        if now and before:
+            summary.label_drift[split] = max(abs(now.get(k, 0) - before.get(k, 0)) for k in {*now, *before})
 
 
 def format_anomalies(summary: RunSummary) -> list:
@@ -236,6 +276,14 @@ def format_summary(summary: RunSummary) -> str:
     if summary.anomalies:
         lines.append("data validation:")
         lines.extend(format_anomalies(summary))
+    from pipeline.configs import ValidationConfig
+
+    threshold = ValidationConfig().max_label_drift
+    for split, distance in sorted(summary.label_drift.items()):
+        if threshold / 2 < distance <= threshold:
+            lines.append(f"warning: the {split} split's class balance moved {distance:.2f} from the previous run's "
+                         f"(L-infinity; the run stops past {threshold}): check that no class lost images by "
+                         "mistake")
     if summary.training:
         t = summary.training
         hit = (f"reached {t['threshold']} at epoch {t['threshold_epoch']}" if t["threshold_epoch"]

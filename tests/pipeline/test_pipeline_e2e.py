@@ -280,6 +280,11 @@ def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, 
     (previous,) = ws.io(drift, metadata_store_pb2.Event.INPUT, "baseline_statistics")
     (current,) = ws.io(drift, metadata_store_pb2.Event.INPUT, "statistics")
     assert previous.id == first_stats.id != current.id
+    # The summary measures the class-balance move the DriftValidator judged: one face of each class.
+    from pipeline import run_summary
+
+    drift = run_summary.read_run(str(ws.root / "metadata.sqlite"), "happysad").label_drift
+    assert set(drift) == {"train", "eval"} and all(0 <= d < 0.125 for d in drift.values()), drift
 
 
 def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path):
