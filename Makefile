@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra flags for `happysad run`, e.g. make run ARGS="--data ~/faces --epochs 10"
 ARGS ?=
 
-.PHONY: run test venv data lock clean serve bench bench-serving
+.PHONY: run test venv data lock clean serve bench bench-serving bench-transfer
 
 venv:
 	@scripts/ensure_venv.sh
@@ -28,6 +28,10 @@ bench: venv
 # Serving latency/throughput: in-process vs. REST vs. gRPC (prints a table).
 bench-serving: venv
 	$(BIN)/python tests/benchmarks/serving_benchmark.py --json pipeline_output/benchmarks/serving.json
+
+# Transfer to real emoji art (data/real_emoji): generator-only and leave-one-set-out tables (~10 min).
+bench-transfer: venv
+	$(BIN)/python tests/benchmarks/transfer_benchmark.py --json pipeline_output/benchmarks/transfer.json $(ARGS)
 
 # Regenerate the default faces (byte-for-byte what is committed).
 data: venv

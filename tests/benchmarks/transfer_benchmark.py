@@ -1,0 +1,108 @@
+"""How the model transfers to real emoji art it never trained on: `make bench-transfer`.
+
+A script that prints figures (not a test). Two tables, happy vs sad, medians
+over seeds, with the Trainer's recipe (the reference CNN, stop at 0.999
+training accuracy, at most 15 epochs, batch 10) on the same in-graph decoder:
+
+1. generator-only: trained on the generated faces, scored on every real set;
+2. leave-one-set-out: trained on the generated faces plus every real set but
+   one, scored on the one left out.
+
+    .venv/bin/python tests/benchmarks/transfer_benchmark.py [--seeds 3] [--generated DIR] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "components" / "trainer")]
+
+CLASSES = ("happy", "sad")
+
+
+def load_folder(folder: Path):
+    """(pixels [N,150,150,3] float32, labels [N]) of folder/<class>/*.png through the model's decoder."""
+    import numpy as np
+    import tensorflow as tf
+
+    import image_decoding
+
+    images, labels = [], []
+    for label, class_name in enumerate(CLASSES):
+        for path in sorted((folder / class_name).glob("*.png")):
+            images.append(image_decoding.decode_image(tf.constant(path.read_bytes())).numpy())
+            labels.append(label)
+    return np.stack(images), np.array(labels, dtype=np.float32)
+
+
+def train_and_score(train, tests: dict, seed: int) -> dict:
+    """Trains the reference CNN on `train` and returns {name: accuracy} on each of `tests`."""
+    import keras
+    import numpy as np
+
+    import emoji_cnn
+
+    keras.utils.set_random_seed(seed)
+    model = emoji_cnn.build_model()
+    x, y = train
+    model.fit(x, y, batch_size=10, epochs=15, shuffle=True, verbose=0,
+              callbacks=[emoji_cnn.StopAtAccuracy(0.999)])
+    scores = {}
+    for name, (tx, ty) in tests.items():
+        predicted = (model.predict(tx, verbose=0)[:, 0] >= 0.5).astype(np.float32)
+        scores[name] = float((predicted == ty).mean())
+    return scores
+
+
+def main() -> None:
+    import numpy as np
+
+    from data import emoji_faces, real_emoji_pack
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--generated", type=Path, default=emoji_faces.DEFAULT_DIR,
+                        help="the generated training faces (default: the committed 80)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    generated = load_folder(args.generated)
+    sets = {p.name: load_folder(p) for p in sorted(real_emoji_pack.PACK_DIR.iterdir()) if p.is_dir()}
+    print(f"generated: {len(generated[1])} faces from {args.generated}; real sets: "
+          + ", ".join(f"{n} {len(s[1])}" for n, s in sets.items()), flush=True)
+    seeds = range(1, args.seeds + 1)
+
+    only = {name: [] for name in sets}
+    for seed in seeds:
+        for name, accuracy in train_and_score(generated, sets, seed).items():
+            only[name].append(accuracy)
+        print(f"  generator-only, seed {seed} done ({time.monotonic() - started:.0f} s)", flush=True)
+
+    left_out = {name: [] for name in sets}
+    for name in sets:
+        others = [generated] + [s for n, s in sets.items() if n != name]
+        train = (np.concatenate([o[0] for o in others]), np.concatenate([o[1] for o in others]))
+        for seed in seeds:
+            left_out[name].append(train_and_score(train, {name: sets[name]}, seed)[name])
+        print(f"  left out {name} done ({time.monotonic() - started:.0f} s)", flush=True)
+
+    print(f"\nhappy vs sad accuracy on each real set, median of {args.seeds} seeds "
+          f"(per seed in brackets); {time.monotonic() - started:.0f} s")
+    print(f"| set | generator-only | generated + other sets (this one left out) |\n|---|---:|---:|")
+    for name in sets:
+        print(f"| {name} | {statistics.median(only[name]):.2f} ({', '.join(f'{a:.2f}' for a in only[name])}) | "
+              f"{statistics.median(left_out[name]):.2f} ({', '.join(f'{a:.2f}' for a in left_out[name])}) |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"generated": str(args.generated), "seeds": list(seeds),
+                                         "generator_only": only, "leave_one_out": left_out}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
