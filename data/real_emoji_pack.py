@@ -78,6 +78,12 @@ SETS = {
 }
 
 
+def vendor(set_name: str) -> str:
+    """The vendor behind a set: Fluent's three sets are one vendor's drawings in three styles, so
+    a model judged on one of them must not have trained on another."""
+    return set_name.split("-")[0]
+
+
 def fetch_packages(into: Path) -> dict:
     """`npm pack` each package (the npm registry only); returns {package: tarball path}."""
     into.mkdir(parents=True, exist_ok=True)

@@ -95,9 +95,24 @@ def test_anomalies_round_trip_through_the_artifact_layout_and_stop_the_gate(tmp_
     assert "ImageValidator: [train] image: Wrong image size" in str(e.value)
 
 
-def test_summary_is_json_serialisable():
-    _, summary = image_validator.check_examples([_example(_png())], CLASSES, 150, 150)
-    assert json.loads(json.dumps(summary))["sizes"] == {"150x150": 1}
+def test_summary_holds_only_plain_json_types():
+    """image_summary.json is read back by inspect and the HTML report: a Counter or
+    a numpy integer would serialise today and read back as something else."""
+    _, summary = image_validator.check_examples([_example(_png()), _example(_png((64, 64)))], CLASSES, 150, 150)
+
+    def plain(value, where="summary"):
+        assert type(value) in (dict, list, str, int, float, bool), f"{where}: {type(value).__name__}"
+        if type(value) is dict:
+            for key, item in value.items():
+                assert type(key) is str, f"{where}: key {key!r}"
+                plain(item, f"{where}.{key}")
+        elif type(value) is list:
+            for i, item in enumerate(value):
+                plain(item, f"{where}[{i}]")
+
+    plain(summary)
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["sizes"] == {"150x150": 1, "64x64": 1}
 
 
 def test_a_decompression_bomb_is_reported_by_its_header_not_decoded(monkeypatch):
