@@ -1,0 +1,120 @@
+"""The Evaluator's gate, through TFMA itself: models that sit between the thresholds.
+
+Each model here is a SavedModel whose `evaluation` signature answers with a
+probability written into each example (feature `score`), so a test sets every
+prediction exactly. TFMA runs the pipeline's own EvalConfig over them, with a
+baseline model for the no-regression rule, as the Evaluator does.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+
+from pipeline import configs
+from pipeline.pipeline import _eval_config
+
+
+def _example(label: int, score: float, baseline: float) -> bytes:
+    return tf.train.Example(features=tf.train.Features(feature={
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "class_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[[b"happy", b"sad"][label]])),
+        "score": tf.train.Feature(float_list=tf.train.FloatList(value=[score])),
+        "baseline": tf.train.Feature(float_list=tf.train.FloatList(value=[baseline])),
+    })).SerializeToString()
+
+
+def _score_model(path: str, feature: str) -> str:
+    """A 'model' whose P(sad) is the example's `feature`."""
+
+    class Scores(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def evaluation(self, examples):
+            parsed = tf.io.parse_example(examples, {feature: tf.io.FixedLenFeature([], tf.float32)})
+            return {"probability": parsed[feature][:, tf.newaxis]}
+
+    module = Scores()
+    tf.saved_model.save(module, path, signatures={"evaluation": module.evaluation})
+    return path
+
+
+def _failures(tmp_path, rows, gate=configs.GateConfig()) -> list:
+    """Runs TFMA with the pipeline's EvalConfig; returns the failed (metric, is change) pairs."""
+    data = str(tmp_path / "eval.tfrecord")
+    with tf.io.TFRecordWriter(data) as writer:
+        for label, score, baseline in rows:
+            writer.write(_example(label, score, baseline))
+    config = _eval_config(gate, 2)
+    candidate_spec = config.model_specs[0]
+    candidate_spec.name = "candidate"
+    baseline_spec = config.model_specs.add()
+    baseline_spec.CopyFrom(candidate_spec)
+    baseline_spec.name, baseline_spec.is_baseline = "baseline", True
+    models = [tfma.default_eval_shared_model(eval_saved_model_path=_score_model(str(tmp_path / name), feature),
+                                             model_name=name, eval_config=config)
+              for name, feature in (("candidate", "score"), ("baseline", "baseline"))]
+    out = str(tmp_path / "evaluation")
+    tfma.run_model_analysis(eval_shared_model=models, eval_config=config, data_location=data, output_path=out)
+    result = tfma.load_validation_result(out)
+    return sorted((f.metric_key.name, f.metric_key.is_diff) for s in result.metric_validations_per_slice
+                  for f in s.failures)
+
+
+# 10 happy (label 0) and 10 sad (label 1): (label, candidate P(sad), baseline P(sad)).
+RIGHT = [(0, 0.1, 0.1)] * 10 + [(1, 0.9, 0.9)] * 10
+
+
+def test_a_model_right_on_every_face_passes(tmp_path):
+    assert _failures(tmp_path, RIGHT) == []
+
+
+def test_a_model_that_ranks_badly_fails_only_on_auc(tmp_path):
+    # Accuracy 0.8 (over 0.75), but two faces of each class sit confidently on the
+    # wrong side: AUC 0.64 (under 0.9). The baseline scores the same.
+    rows = ([(0, 0.4, 0.4)] * 8 + [(0, 0.99, 0.99)] * 2 + [(1, 0.6, 0.6)] * 8 + [(1, 0.01, 0.01)] * 2)
+    assert _failures(tmp_path, rows) == [("auc", False)]
+
+
+def test_a_model_worse_than_the_last_blessed_one_fails_only_on_the_change(tmp_path):
+    # Candidate: AUC 1.0 and accuracy 0.85, both over their bounds; the last
+    # blessed model scored 0.95 on the same faces.
+    rows = ([(0, 0.1, 0.1)] * 10 + [(1, 0.9, 0.9)] * 7 + [(1, 0.45, 0.9)] * 2 + [(1, 0.45, 0.45)])
+    assert _failures(tmp_path, rows) == [("binary_accuracy", True)]
+
+
+def test_a_model_under_the_accuracy_bound_fails_on_accuracy(tmp_path):
+    # AUC 1.0, accuracy 0.7: three faces of each class just across 0.5; the baseline is as bad.
+    rows = ([(0, 0.1, 0.1)] * 7 + [(0, 0.55, 0.55)] * 3 + [(1, 0.45, 0.45)] * 3 + [(1, 0.9, 0.9)] * 7)
+    assert _failures(tmp_path, rows) == [("binary_accuracy", False)]
+
+
+def test_the_gate_applies_to_the_overall_slice_only():
+    config = _eval_config(configs.GateConfig(), 2)
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                assert [tfma.SlicingSpec()] == list(per_slice.slicing_specs), metric.class_name
+            assert not metric.HasField("threshold"), metric.class_name  # it would gate one-class slices
+    assert np.array([s.feature_keys for s in config.slicing_specs], dtype=object).tolist() == [[], ["class_name"]]
+
+
+@pytest.mark.parametrize("classes", [3, 4])
+def test_three_or_more_classes_gate_on_categorical_accuracy(classes):
+    config = _eval_config(configs.GateConfig(), classes)
+    gated = {m.class_name: m.per_slice_thresholds[0].threshold for s in config.metrics_specs for m in s.metrics
+             if m.per_slice_thresholds}
+    assert set(gated) == {"SparseCategoricalAccuracy"}
+    threshold = gated["SparseCategoricalAccuracy"]
+    assert threshold.value_threshold.lower_bound.value == configs.GateConfig().min_accuracy
+    assert threshold.change_threshold.absolute.value == -configs.GateConfig().max_accuracy_drop
+    binarized = [s for s in config.metrics_specs if s.binarize.class_ids.values]
+    assert list(binarized[0].binarize.class_ids.values) == list(range(classes))
+
+
+@pytest.mark.parametrize("wrong_pairs, blessed", [(8, True), (12, False)])
+def test_the_auc_bound_sits_at_0_9(tmp_path, wrong_pairs, blessed):
+    # Negatives at P(sad) 0.7 ranked above positives at 0.6: AUC 0.92 (8 of 100
+    # pairs wrong) passes, AUC 0.88 (12 wrong) fails; accuracy stays >= 0.9.
+    negatives_high, positives_low = (1, 8) if wrong_pairs == 8 else (2, 6)
+    rows = ([(0, 0.7, 0.7)] * negatives_high + [(0, 0.1, 0.1)] * (10 - negatives_high)
+            + [(1, 0.6, 0.6)] * positives_low + [(1, 0.9, 0.9)] * (10 - positives_low))
+    assert _failures(tmp_path, rows) == ([] if blessed else [("auc", False)])
