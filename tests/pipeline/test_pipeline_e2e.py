@@ -274,6 +274,16 @@ def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, 
     (baseline,) = ws.io(evaluator, metadata_store_pb2.Event.INPUT, "baseline_model")
     (candidate,) = ws.io(evaluator, metadata_store_pb2.Event.INPUT, "model")
     assert baseline.id == first_model.id != candidate.id
+    # The comparison itself: TFMA recorded the change of accuracy against that baseline.
+    import tensorflow_model_analysis as tfma
+
+    (evaluation,) = ws.io(evaluator, metadata_store_pb2.Event.OUTPUT, "evaluation")
+    (overall,) = [m for m in tfma.load_metrics(evaluation.uri) if not m.slice_key.single_slice_keys]
+    values = {(kv.key.name, kv.key.model_name, kv.key.is_diff): kv.value.double_value.value
+              for kv in overall.metric_keys_and_values if kv.value.HasField("double_value")}
+    change = values[("binary_accuracy", "candidate", True)]
+    assert change == pytest.approx(values[("binary_accuracy", "candidate", False)]
+                                   - values[("binary_accuracy", "baseline", False)], abs=1e-6)
     # The drift check compares the new statistics with the first run's.
     (first_stats,) = ws.io(ws.executions("StatisticsGen")[0], metadata_store_pb2.Event.OUTPUT, "statistics")
     drift = ws.executions("DriftValidator")[-1]
@@ -288,7 +298,9 @@ def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, 
 
 
 def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path):
-    """The Trainer's run_fn on the pipeline's own train/eval split, 5 seeds."""
+    """The Trainer's run_fn on the pipeline's own train/eval split, 5 seeds: the
+    README's seed table (epoch, eval accuracy, eval AUC) comes from this print."""
+    import keras
     import trainer_module
 
     example_gen = ws.executions("ImportExampleGen")[0]
@@ -306,11 +318,16 @@ def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path)
         )
         trainer_module.run_fn(fn_args)
         summary = json.loads((run_dir / "training_summary.json").read_text())
-        table.append((seed, summary["threshold_epoch"], summary["final_val_accuracy"]))
-    print("\nseed  threshold epoch  eval accuracy")
+        model = keras.models.load_model(tmp_path / f"model{seed}" / "assets.extra" / "model.keras")
+        auc = keras.metrics.AUC()
+        for pixels, labels in trainer_module._dataset(fn_args.eval_files, 10):
+            auc.update_state(labels, model(pixels, training=False)[:, 0])
+        table.append((seed, summary["threshold_epoch"], summary["final_val_accuracy"], float(auc.result())))
+    print("\nseed  threshold epoch  eval accuracy  eval AUC")
     for row in table:
-        print("%4d  %15s  %13.3f" % row)
-    assert all(epoch is not None and epoch < 15 for _, epoch, _ in table), table
+        print("%4d  %15s  %13.3f  %8.3f" % row)
+    assert all(epoch is not None and epoch < 15 for _, epoch, _, _ in table), table
+    assert all(auc >= 0.9 for *_, auc in table), table  # the gate's AUC bound
 
 
 def test_a_failing_component_is_named_and_exits_non_zero(tmp_path):
