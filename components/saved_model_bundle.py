@@ -16,8 +16,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from components.trainer import features
+
 SERVE_TAG = "serve"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = os.path.join("assets.extra", features.WARMUP_FILE)
 # SavedModel's own entry for running initialisers, not a signature to serve.
 _INTERNAL_PREFIX = "__"
 

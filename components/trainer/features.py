@@ -11,6 +11,8 @@ FILENAME_KEY = "filename"  # source path relative to the data folder
 SERVING_SIGNATURE = "serving_default"  # encoded image bytes -> probabilities, class_index, class_name
 CLASSIFY_SIGNATURE = "classify"  # serialized tf.Example (`inputs`) -> classes, scores
 CLASSIFY_METHOD = "tensorflow/serving/classify"  # TF Serving checks it before a Classify call
+# In <SavedModel>/assets.extra/: PredictionLogs TF Serving replays before a version serves.
+WARMUP_FILE = "tf_serving_warmup_requests"
 EVAL_SIGNATURE = "evaluation"  # serialized tf.Example -> EVAL_PREDICTION_KEY
 EVAL_PREDICTION_KEY = "probability"  # P(class index 1) [N, 1]; for 3+ classes [N, classes]
 

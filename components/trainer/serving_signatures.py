@@ -66,7 +66,7 @@ def signature_functions(model, class_names) -> dict:
     }
 
 
-WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra/: TF Serving replays it at load
+WARMUP_FILE = features.WARMUP_FILE
 
 
 def export(model, class_names, export_dir: str, warmup_images=()) -> None:
