@@ -1,0 +1,97 @@
+"""Each of the DataGate's inputs stops a run on its own.
+
+One case per validator, each tripping only that one, so that a gate that
+ignored any single validator would let its case through. (DriftValidator's
+own case is in test_pipeline_e2e.py: it needs a previous run.)
+"""
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+from PIL import Image
+
+from data import emoji_faces, ingest
+from pipeline import configs
+
+REPO = Path(__file__).resolve().parents[2]
+HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+VALIDATORS = ("ExampleValidator", "ImageValidator", "SkewValidator", "DriftValidator")
+
+
+def _run(tmp_path, *source):
+    result = subprocess.run([HAPPYSAD, "run", *source, "--pipeline-root", str(tmp_path / "pipeline_output"),
+                             "--serving-dir", str(tmp_path / "serving_model")],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 4, result.stdout + result.stderr  # rejected by the DataGate
+    assert "REJECTED" in result.stderr and "Trainer" not in result.stdout.split("data validation:")[0]
+    return result.stdout
+
+
+def _only(out: str, tripped: str) -> None:
+    for validator in VALIDATORS:
+        line = next(line for line in out.splitlines() if line.startswith(f"  {validator}: "))
+        assert ("no anomalies" in line) == (validator != tripped), line
+
+
+def _in_eval_split(rel: str) -> bool:
+    """ImportExampleGen's own partition: sha256 of the serialized `filename` feature, 4:1."""
+    key = tf.train.Feature(bytes_list=tf.train.BytesList(value=[rel.encode()])).SerializeToString(deterministic=True)
+    buckets = configs.TRAIN_BUCKETS + configs.EVAL_BUCKETS
+    return int(hashlib.sha256(key).hexdigest(), 16) % buckets >= configs.TRAIN_BUCKETS
+
+
+def _tfrecords(tmp_path, change) -> Path:
+    """The committed faces ingested, then each tf.Example passed through change(index, example)."""
+    result = ingest.ingest(emoji_faces.DEFAULT_DIR, tmp_path / "ingested", progress=False)
+    out = tmp_path / "tfrecords" / "made-elsewhere.tfrecord.gz"
+    out.parent.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(out), options="GZIP") as writer:
+        records = tf.data.TFRecordDataset(str(result.tfrecord_path), compression_type="GZIP")
+        for i, record in enumerate(records.as_numpy_iterator()):
+            example = tf.train.Example.FromString(record)
+            change(i, example)
+            writer.write(example.SerializeToString())
+    return out.parent
+
+
+def test_skew_alone_stops_the_run(tmp_path):
+    """Every eval face happy: the eval split's class balance is far from train's."""
+    data = tmp_path / "faces"
+    counter = iter(range(100_000))
+    for class_name in emoji_faces.CLASS_NAMES:
+        (data / class_name).mkdir(parents=True)
+        for i, face in enumerate(sorted((emoji_faces.DEFAULT_DIR / class_name).glob("*.png"))):
+            to_eval = class_name == "happy" and i < 10  # 10 happy faces make the whole eval split
+            rel = next(r for r in (f"{class_name}/{n:05d}.png" for n in counter) if _in_eval_split(r) == to_eval)
+            shutil.copy(face, data / rel)
+    out = _run(tmp_path, "--data", str(data))
+    _only(out, "SkewValidator")
+    assert "High Linfty distance" in out
+
+
+def test_schema_anomalies_alone_stop_the_run(tmp_path):
+    """A feature the curated schema does not know: ExampleValidator's, not the image checks'."""
+    def add_column(_, example):
+        example.features.feature["camera"].bytes_list.value.append(b"phone")
+
+    out = _run(tmp_path, "--tfrecords", str(_tfrecords(tmp_path, add_column)))
+    _only(out, "ExampleValidator")
+    assert "camera" in out
+
+
+def test_image_anomalies_alone_stop_the_run(tmp_path):
+    """Images of the wrong size: only decoding them shows it."""
+    def shrink(i, example):
+        if i < 3:
+            image = example.features.feature["image"].bytes_list.value
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(image[0])).resize((64, 64)).save(buf, "PNG")
+            image[0] = buf.getvalue()
+
+    out = _run(tmp_path, "--tfrecords", str(_tfrecords(tmp_path, shrink)))
+    _only(out, "ImageValidator")
+    assert "image: Wrong image size - expected 150x150, found 64x64 in 3 of" in out
