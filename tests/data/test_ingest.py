@@ -265,3 +265,26 @@ def test_symlink_loops_are_named_and_skipped(tmp_path):
     assert reasons["sad/self/"] == "symlink to class folder sad/, already included; skipped"
     assert reasons["happy/other/"] == "symlink to class folder sad/, already included; skipped"
     assert len(result.skipped) == 3
+
+
+def test_the_worker_pool_ends_when_a_write_fails(tmp_path, monkeypatch):
+    import multiprocessing
+
+    root = tmp_path / "images"
+    for i in range(ingest._PARALLEL_FROM + 20):  # enough to use the worker pool
+        cls = ("happy", "sad")[i % 2]
+        _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (i % 256, i // 256, 7))))
+    written = []
+
+    def crash_after_ten(*args):
+        if len(written) == 10:
+            raise OSError("disk full")
+        written.append(1)
+        return b""
+
+    monkeypatch.setattr(ingest, "_example", crash_after_ten)
+    with pytest.raises(OSError, match="disk full"):
+        ingest.ingest(root, tmp_path / "out", workers=2, progress=False)
+    assert multiprocessing.active_children() == []  # no worker outlives the failed write
+    assert not (tmp_path / "out" / ingest.TFRECORD_NAME).exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no half-written file either

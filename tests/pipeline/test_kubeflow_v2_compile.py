@@ -7,7 +7,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
-              "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "Pusher"]
+              "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "ServingCheck", "Pusher"]
 
 
 def test_compiles_every_component_and_the_trainer_module(tmp_path):
@@ -40,3 +40,18 @@ def test_compiles_every_component_and_the_trainer_module(tmp_path):
     assert 'value: "surprised"' in schema.read_text() and str(schema) in json.dumps(tasks["ImportSchemaGen"])
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == str(root)
     assert "--runner=DataflowRunner" in json.dumps(tasks["StatisticsGen"]) + json.dumps(executors)
+
+    # The gate travels with the spec: the Evaluator's thresholds, its baseline, and both blessings at the Pusher.
+    evaluator = tasks["Evaluator"]
+    assert evaluator["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]["producerTask"].startswith(
+        "latest_blessed_model_resolver")
+    eval_config = json.loads(evaluator["inputs"]["parameters"]["eval_config"]["runtimeValue"]["constantValue"]
+                             ["stringValue"])
+    (accuracy,) = [m for spec_ in eval_config["metrics_specs"] for m in spec_["metrics"]
+                   if m["class_name"] == "SparseCategoricalAccuracy"]  # three classes: the categorical gate
+    threshold = accuracy["per_slice_thresholds"][0]["threshold"]
+    assert threshold["value_threshold"]["lower_bound"] == 0.75
+    assert threshold["change_threshold"] == {"absolute": -1e-06, "direction": "HIGHER_IS_BETTER"}
+    pusher = tasks["Pusher"]["inputs"]["artifacts"]
+    assert pusher["model_blessing"]["taskOutputArtifact"]["producerTask"] == "Evaluator"
+    assert pusher["infra_blessing"]["taskOutputArtifact"]["producerTask"] == "ServingCheck"

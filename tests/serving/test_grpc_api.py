@@ -69,6 +69,20 @@ def test_classify(predictions, faces, in_process):
     np.testing.assert_allclose([[c.score for c in row.classes] for row in classifications], reference, rtol=1e-5)
 
 
+def test_classify_with_context_merges_the_context_into_each_example(predictions, faces, in_process):
+    reference = in_process.signatures["serving_default"](images=tf.constant(faces[:1]))["probabilities"].numpy()
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name, request.model_spec.signature_name = MODEL, "classify"
+    with_context = request.input.example_list_with_context
+    with_context.context.features.feature["image"].bytes_list.value.append(faces[0])
+    with_context.examples.add()  # the image comes from the context
+    with_context.examples.add().features.feature["image"].bytes_list.value.append(faces[3])  # the example wins
+    rows = [[c.score for c in row.classes] for row in predictions.Classify(request, timeout=60).result.classifications]
+    assert len(rows) == 2
+    np.testing.assert_allclose(rows[0], reference[0], rtol=1e-5)
+    assert not np.allclose(rows[1], rows[0])
+
+
 def test_get_model_metadata(predictions):
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = MODEL

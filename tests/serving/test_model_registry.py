@@ -89,3 +89,34 @@ def test_folders_that_are_not_ascii_versions_are_ignored(model_base, tmp_path):
     assert model_registry.versions_on_disk(str(base)) == [1]
     registry = ModelRegistry(ModelConfig("happysad", str(base)))
     assert registry.poll() is True and registry.versions() == [1]
+
+
+def test_model_configs_with_all_specific_several_models_and_a_label_on_an_unloaded_version(model_base, tmp_path):
+    base = tmp_path / "happysad"
+    for version in (1, 2, 3):
+        shutil.copytree(model_base / "1", base / str(version))
+    config = tmp_path / "models.config"
+    config.write_text(f"""model_config_list {{
+  config {{ name: "every" base_path: "{base}" model_platform: "tensorflow"
+           model_version_policy {{ all {{}} }} }}
+  config {{ name: "pinned" base_path: "happysad" model_platform: "tensorflow"
+           model_version_policy {{ specific {{ versions: 1 versions: 3 }} }}
+           version_labels {{ key: "stable" value: 1 }} version_labels {{ key: "canary" value: 2 }} }}
+}}""")
+    every, pinned = model_registry.read_model_config(str(config))
+    assert (every.name, every.policy) == ("every", VersionPolicy("all"))
+    assert pinned.base_path == str(base)  # relative to the config file
+    assert pinned.policy == VersionPolicy("specific", versions=(1, 3))
+    models = model_registry.Models([every, pinned])
+    models.poll()
+    assert models.get("every").versions() == [1, 2, 3]
+    assert models.get("pinned").versions() == [1, 3]
+    assert models.get("pinned").resolve(label="stable").version == 1
+    with pytest.raises(NotFound, match="Specific\\(pinned, 2\\)"):  # canary names a version not loaded
+        models.get("pinned").resolve(label="canary")
+    config.write_text('model_config_list { config { name: "x" base_path: "a" } config { name: "x" base_path: "b" } }')
+    with pytest.raises(ValueError, match="model names repeat"):
+        model_registry.read_model_config(str(config))
+    config.write_text("model_config_list { config { name: ")
+    with pytest.raises(ValueError, match="not a TF Serving model config"):
+        model_registry.read_model_config(str(config))
