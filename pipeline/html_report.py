@@ -74,6 +74,9 @@ def _verdict(s) -> str:
         return "<p class=bad id=verdict>Data rejected: the anomalies below stopped the run before training.</p>"
     if s.blessed is False:
         return "<p class=bad id=verdict>Not blessed: the model failed the gate; nothing was pushed.</p>"
+    if s.serving_check and not s.serving_check["blessed"]:
+        return ("<p class=bad id=verdict>Not pushed: TF Serving could not serve this model: "
+                + _e("; ".join(s.serving_check["problems"])) + "</p>")
     return "<p id=verdict>Nothing pushed by this run.</p>"
 
 

@@ -83,7 +83,7 @@ def test_schema_anomalies_alone_stop_the_run(tmp_path):
     assert "camera" in out
 
 
-def test_image_anomalies_alone_stop_the_run(tmp_path):
+def test_image_anomalies_alone_stop_the_run(tmp_path, browser):
     """Images of the wrong size: only decoding them shows it."""
     def shrink(i, example):
         if i < 3:
@@ -95,3 +95,13 @@ def test_image_anomalies_alone_stop_the_run(tmp_path):
     out = _run(tmp_path, "--tfrecords", str(_tfrecords(tmp_path, shrink)))
     _only(out, "ImageValidator")
     assert "image: Wrong image size - expected 150x150, found 64x64 in 3 of" in out
+
+    # inspect, and its HTML report, on the rejected run.
+    report = tmp_path / "report.html"
+    inspect = subprocess.run([HAPPYSAD, "inspect", "--pipeline-root", str(tmp_path / "pipeline_output"),
+                              "--html", str(report)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert inspect.returncode == 0, inspect.stdout + inspect.stderr
+    assert "DataGate FAILED" in inspect.stdout and "Wrong image size" in inspect.stdout
+    browser.get(report.as_uri())
+    assert browser.find_element("id", "verdict").text.startswith("Data rejected")
+    assert "Wrong image size" in browser.find_element("tag name", "body").text

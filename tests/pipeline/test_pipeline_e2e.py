@@ -468,7 +468,7 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
     assert not serving.exists()
 
 
-def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_factory):
+def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_factory, browser):
     """The gate on a broken model, with the LocalDagRunner for a change."""
     ws = _workspace(tmp_path_factory, "shuffled")
     files = sorted(ws.data.rglob("*.png"))
@@ -490,3 +490,8 @@ def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_fact
     (pusher,) = ws.executions("Pusher")
     (pushed,) = ws.io(pusher, metadata_store_pb2.Event.OUTPUT, "pushed_model")
     assert pushed.custom_properties["pushed"].int_value == 0
+    report = ws.root.parent / "report.html"
+    _inspect(ws, "--html", str(report))
+    browser.get(report.as_uri())
+    assert browser.find_element("id", "verdict").text.startswith("Not blessed")
+    assert "binary_accuracy value" in browser.find_element("tag name", "body").text
