@@ -59,6 +59,12 @@ class Workspace(types.SimpleNamespace):
                   if e.type == direction and e.path.steps[0].key == key]
         return store.get_artifacts_by_id([e.artifact_id for e in events])
 
+    def run_executions(self, run_id):
+        """The ids of the executions of one pipeline run."""
+        store = self.store()
+        context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        return {e.id for e in store.get_executions_by_context(context.id)}
+
     def versions(self):
         push_dir = self.serving / "happysad"
         return sorted(p.name for p in push_dir.iterdir()) if push_dir.exists() else []
@@ -78,46 +84,65 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(ws):
-    return ws.run()
+    """The workspace's first run. Tests read what it made by its run id and
+    version, so they hold in any order, also after the scenario's later runs."""
+    result = ws.run()
+    result.run_id = result.stdout.split("\nrun ", 1)[1].split()[0]
+    result.version = re.search(r"\(version (\d+)\)", result.stdout).group(1)
+    return result
 
 
 def test_first_run_executes_every_component_once(ws, first_run):
     for node in COMPONENTS:
-        executions = ws.executions(node)
-        assert [e.last_known_state for e in executions] == [State.COMPLETE], node
+        first = [e for e in ws.executions(node) if e.id in ws.run_executions(first_run.run_id)]
+        assert [e.last_known_state for e in first] == [State.COMPLETE], node
 
 
 def test_each_component_wrote_its_artefacts(ws, first_run):
-    (example_gen,) = ws.executions("ImportExampleGen")
-    examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
-    for split in ("Split-train", "Split-eval"):
-        assert [p.stat().st_size > 0 for p in (examples / split).glob("*.gz")] == [True]
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    (statistics_gen,) = ws.executions("StatisticsGen")
-    statistics = Path(ws.io(statistics_gen, metadata_store_pb2.Event.OUTPUT, "statistics")[0].uri)
-    assert (statistics / "Split-train" / "FeatureStats.pb").stat().st_size > 0
+    from components import anomalies as anomalies_lib
+    from components.saved_model_bundle import SavedModelBundle
 
-    (schema_gen,) = ws.executions("ImportSchemaGen")
-    schema = (Path(ws.io(schema_gen, metadata_store_pb2.Event.OUTPUT, "schema")[0].uri) / "schema.pbtxt").read_text()
+    def first(node):
+        return ws.executions(node)[0]
+
+    examples = Path(ws.io(first("ImportExampleGen"), metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
+    counts = {split: sum(1 for _ in tf.data.TFRecordDataset([str(p) for p in (examples / f"Split-{split}").glob("*.gz")],
+                                                           compression_type="GZIP"))
+              for split in ("train", "eval")}
+    assert sum(counts.values()) == 80 and 50 <= counts["train"] <= 72, counts  # 4:1 by file-name hash
+
+    statistics = Path(ws.io(first("StatisticsGen"), metadata_store_pb2.Event.OUTPUT, "statistics")[0].uri)
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    stats.ParseFromString((statistics / "Split-train" / "FeatureStats.pb").read_bytes())
+    assert stats.datasets[0].num_examples == counts["train"]
+
+    schema = (Path(ws.io(first("ImportSchemaGen"), metadata_store_pb2.Event.OUTPUT, "schema")[0].uri)
+              / "schema.pbtxt").read_text()
     for feature in ("image", "label", "class_name", "filename"):
         assert f'name: "{feature}"' in schema
     assert "max_image_byte_size" in schema and "happy_000" not in schema  # curated, not inferred
 
     for node, layout in [("ExampleValidator", "Split-eval"), ("ImageValidator", "Split-eval"),
-                         ("SkewValidator", "SplitPair-eval_train"), ("DriftValidator", None)]:
-        (validator,) = ws.executions(node)
-        (anomalies,) = ws.io(validator, metadata_store_pb2.Event.OUTPUT, "anomalies")
-        if layout:  # the drift check has no baseline on a first run
-            assert (Path(anomalies.uri) / layout / "SchemaDiff.pb").exists(), node
-    (image_validator,) = ws.executions("ImageValidator")
-    image_summary = json.loads((Path(ws.io(image_validator, metadata_store_pb2.Event.OUTPUT, "anomalies")[0].uri)
-                                / "Split-train" / "image_summary.json").read_text())
-    assert image_summary["sizes"] == {"150x150": image_summary["examples"]}
-    assert sum(image_summary["classes"].values()) == image_summary["examples"] > 50
+                         ("SkewValidator", "SplitPair-eval_train")]:
+        (anomalies,) = ws.io(first(node), metadata_store_pb2.Event.OUTPUT, "anomalies")
+        assert (Path(anomalies.uri) / layout / "SchemaDiff.pb").is_file(), node
+        assert anomalies_lib.read(anomalies.uri) == [], node  # what they say: nothing wrong
+    drift = first("DriftValidator")
+    assert ws.io(drift, metadata_store_pb2.Event.INPUT, "baseline_statistics") == []  # no earlier run to compare
+    (drift_anomalies,) = ws.io(drift, metadata_store_pb2.Event.OUTPUT, "anomalies")
+    assert anomalies_lib.read(drift_anomalies.uri) == []
+    image_summary = json.loads((Path(ws.io(first("ImageValidator"), metadata_store_pb2.Event.OUTPUT,
+                                           "anomalies")[0].uri) / "Split-train" / "image_summary.json").read_text())
+    assert image_summary["sizes"] == {"150x150": counts["train"]} == {"150x150": image_summary["examples"]}
+    assert sum(image_summary["classes"].values()) == counts["train"]
 
-    (trainer,) = ws.executions("Trainer")
-    model = Path(ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model")[0].uri)
-    assert (model / "Format-Serving" / "saved_model.pb").exists()
+    trainer = first("Trainer")
+    (model,) = ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model")
+    bundle = SavedModelBundle(str(Path(model.uri) / "Format-Serving"))
+    assert set(bundle.signature_defs) == {"serving_default", "classify", "evaluation"}
     run_dir = Path(ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model_run")[0].uri)
     summary = json.loads((run_dir / "training_summary.json").read_text())
     assert summary["threshold_epoch"] is not None and summary["threshold_epoch"] <= 15
@@ -125,26 +150,30 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     assert (run_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((run_dir / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
 
-    (evaluator,) = ws.executions("Evaluator")
+    evaluator = first("Evaluator")
+    assert ws.io(evaluator, metadata_store_pb2.Event.INPUT, "model")[0].id == model.id
     blessing = ws.io(evaluator, metadata_store_pb2.Event.OUTPUT, "blessing")[0]
     assert blessing.custom_properties["blessed"].int_value == 1
     assert (Path(blessing.uri) / "BLESSED").exists()
 
-    (serving_check,) = ws.executions("ServingCheck")
+    serving_check = first("ServingCheck")
+    assert ws.io(serving_check, metadata_store_pb2.Event.INPUT, "model")[0].id == model.id
     (infra_blessing,) = ws.io(serving_check, metadata_store_pb2.Event.OUTPUT, "blessing")
     assert infra_blessing.custom_properties["blessed"].int_value == 1
     verdict = json.loads((Path(infra_blessing.uri) / "serving_check.json").read_text())
     assert verdict["problems"] == [] and len(verdict["checks"]) == 4
     assert "warm-up: 4 requests replayed" in verdict["checks"]
 
-    (pusher,) = ws.executions("Pusher")
-    (read_blessing,) = ws.io(pusher, metadata_store_pb2.Event.INPUT, "infra_blessing")
-    assert read_blessing.id == infra_blessing.id
+    pusher = first("Pusher")
+    assert {key: ws.io(pusher, metadata_store_pb2.Event.INPUT, key)[0].id
+            for key in ("model", "model_blessing", "infra_blessing")} == {
+        "model": model.id, "model_blessing": blessing.id, "infra_blessing": infra_blessing.id}
     pushed = ws.io(pusher, metadata_store_pb2.Event.OUTPUT, "pushed_model")[0]
     assert pushed.custom_properties["pushed"].int_value == 1
-    version = pushed.custom_properties["pushed_version"].string_value
-    assert ws.versions() == [version] and version.isdigit()
-    assert (ws.serving / "happysad" / version / "saved_model.pb").exists()
+    assert pushed.custom_properties["pushed_version"].string_value == first_run.version
+    pushed_dir = ws.serving / "happysad" / first_run.version
+    assert (pushed_dir / "saved_model.pb").read_bytes() == (Path(model.uri) / "Format-Serving" /
+                                                            "saved_model.pb").read_bytes()
 
 
 def test_run_ends_with_a_readable_summary(ws, first_run):
@@ -170,10 +199,10 @@ def _inspect(ws, *extra, expect=0):
 
 
 def test_inspect_reads_the_run_back_from_ml_metadata(ws, first_run, tmp_path):
-    run_id = first_run.stdout.split("\nrun ", 1)[1].split()[0]
+    run_id = first_run.run_id
     out = _inspect(ws, "--run", run_id).stdout
     assert out.startswith(f"run {run_id}:")
-    (example_gen,) = ws.executions("ImportExampleGen")
+    example_gen = ws.executions("ImportExampleGen")[0]
     examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
     train = sum(1 for _ in __import__("tensorflow").data.TFRecordDataset(
         [str(p) for p in (examples / "Split-train").glob("*.gz")], compression_type="GZIP"))
@@ -194,7 +223,7 @@ def test_inspect_reads_the_run_back_from_ml_metadata(ws, first_run, tmp_path):
 
 def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browser):
     report = tmp_path / "report.html"
-    out = _inspect(ws, "--html", str(report)).stdout
+    out = _inspect(ws, "--run", first_run.run_id, "--html", str(report)).stdout
     assert f"HTML report: {report}" in out
     browser.get(report.as_uri())
     text = browser.find_element("tag name", "body").text  # what is rendered, not the markup
@@ -218,8 +247,7 @@ def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(w
 
     from components.saved_model_bundle import SavedModelBundle
 
-    (version,) = ws.versions()
-    model_dir = str(ws.serving / "happysad" / version)
+    model_dir = str(ws.serving / "happysad" / first_run.version)
     bundle = SavedModelBundle(model_dir)
     fresh = emoji_faces.generate(tmp_path / "fresh", count=60, seed=987654)
     files = [(f, cls) for cls in emoji_faces.CLASS_NAMES for f in fresh[cls]]
@@ -251,7 +279,11 @@ def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(w
                 np.testing.assert_allclose(session[key], value.numpy(), atol=1e-6, rtol=0, err_msg=f"{name} {key}")
 
 
-def test_cached_rerun_executes_nothing_new(ws, first_run):
+def test_later_runs_a_cached_rerun_then_changed_data_then_drifted_data(ws, first_run):
+    """One explicit scenario on the workspace, in order: the only test that
+    runs the pipeline on `ws` again. The others read the first run by its id."""
+    # 1. Unchanged data: every component is a cache hit, nothing is pushed twice.
+    assert len(ws.run_executions(first_run.run_id)) == len(COMPONENTS)
     versions = ws.versions()
     second = ws.run()
     for node in COMPONENTS:
@@ -259,11 +291,10 @@ def test_cached_rerun_executes_nothing_new(ws, first_run):
         # Resolvers always resolve; everything else is a cache hit.
         expected = State.COMPLETE if node in RESOLVERS else State.CACHED
         assert states == [State.COMPLETE, expected], node
-    assert ws.versions() == versions  # nothing pushed twice
+    assert ws.versions() == versions
     assert "CACHED" in second.stdout
 
-
-def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, first_run):
+    # 2. Changed data: retrained, and judged against the first run's blessed model.
     (first_model,) = ws.io(ws.executions("Trainer")[0], metadata_store_pb2.Event.OUTPUT, "model")
     for cls in emoji_faces.CLASS_NAMES:  # a user removes one face of each class
         (ws.data / cls / f"{cls}_000.png").unlink()
@@ -295,6 +326,16 @@ def test_changed_data_retrains_and_is_judged_against_the_last_blessed_model(ws, 
 
     drift = run_summary.read_run(str(ws.root / "metadata.sqlite"), "happysad").label_drift
     assert set(drift) == {"train", "eval"} and all(0 <= d < 0.125 for d in drift.values()), drift
+
+    # 3. Drifted data: most sad faces go missing; the run stops before training.
+    trained = len(ws.executions("Trainer"))
+    for face in sorted((ws.data / "sad").glob("*.png"))[6:]:
+        face.unlink()
+    result = ws.run(expect=(4,))
+    assert "DriftValidator: " in result.stdout and "High Linfty distance" in result.stdout
+    assert "REJECTED" in result.stderr
+    assert ws.executions("DataGate")[-1].last_known_state == State.FAILED
+    assert len(ws.executions("Trainer")) == trained  # the Trainer never started
 
 
 def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path):
@@ -356,8 +397,9 @@ def test_explain_shows_the_model_looks_at_the_expression(ws, first_run, tmp_path
 
     from serving import explain
 
-    model_dir = str(ws.serving / "happysad" / ws.versions()[0])
-    face = ws.data / "sad" / "sad_003.png"
+    model_dir = str(ws.serving / "happysad" / first_run.version)
+    faces = emoji_faces.DEFAULT_DIR  # what ws.data held for the first run
+    face = faces / "sad" / "sad_003.png"
     out = tmp_path / "sad_003.png"
     result = subprocess.run([HAPPYSAD, "explain", str(face), "--model-dir", model_dir, "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -373,7 +415,7 @@ def test_explain_shows_the_model_looks_at_the_expression(ws, first_run, tmp_path
 
     ratios = []
     for i in (1, 11, 21, 31):
-        happy, sad = ws.data / "happy" / f"happy_{i:03d}.png", ws.data / "sad" / f"sad_{i:03d}.png"
+        happy, sad = faces / "happy" / f"happy_{i:03d}.png", faces / "sad" / f"sad_{i:03d}.png"
         differ = np.abs(on_white(happy) - on_white(sad)).max(axis=2) > 30
         expression = np.asarray(Image.fromarray(differ.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(9))) > 0
         for path in (happy, sad):
@@ -409,18 +451,6 @@ def test_four_expressions_train_a_softmax_model_end_to_end(tmp_path):
     assert accuracy >= 0.7, accuracy  # chance is 0.25
 
 
-def test_label_drift_against_the_previous_run_stops_the_run_before_training(ws, first_run):
-    """Last on `ws`: its data is left drifted. Most sad faces go missing."""
-    trained = len(ws.executions("Trainer"))
-    for face in sorted((ws.data / "sad").glob("*.png"))[6:]:
-        face.unlink()
-    result = ws.run(expect=(4,))
-    assert "DriftValidator: " in result.stdout and "High Linfty distance" in result.stdout
-    assert "REJECTED" in result.stderr
-    assert ws.executions("DataGate")[-1].last_known_state == State.FAILED
-    assert len(ws.executions("Trainer")) == trained  # the Trainer never started
-
-
 def _write_tfrecords(path: Path, examples) -> None:
     import tensorflow as tf
 
@@ -438,7 +468,10 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
     import tensorflow as tf
     from PIL import Image
 
-    ingested = tf.data.TFRecordDataset(str(ws.root / "tfrecords" / "images.tfrecord.gz"), compression_type="GZIP")
+    first_examples = Path(ws.io(ws.executions("ImportExampleGen")[0], metadata_store_pb2.Event.OUTPUT,
+                                "examples")[0].uri)
+    ingested = tf.data.TFRecordDataset([str(p) for p in sorted(first_examples.glob("Split-*/*.gz"))],
+                                       compression_type="GZIP")
     examples = [tf.train.Example.FromString(r) for r in ingested.as_numpy_iterator()]
     for i, example in enumerate(examples[:6]):
         feature = example.features.feature
