@@ -61,7 +61,7 @@ PACKAGES = {
     "fluentui-emoji": "1.3.0",
 }
 
-# set -> (package, licence, source URL text, path of a face's file in the package tarball)
+# set -> (package, licence, where the art comes from, path of a face's file in the package tarball)
 SETS = {
     "noto": ("emoji-datasource-google", "Apache-2.0", "Google Noto Color Emoji via emoji-datasource-google",
              lambda code, name: f"package/img/google/64/{code}.png"),
