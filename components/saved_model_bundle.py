@@ -24,6 +24,15 @@ WARMUP_FILE = os.path.join("assets.extra", features.WARMUP_FILE)
 _INTERNAL_PREFIX = "__"
 
 
+def error_summary(message: str) -> str:
+    """The useful line of a TensorFlow error: the op's own words, without the
+    "Graph execution error" header, node names and stack noise."""
+    lines = [line.strip() for line in str(message).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "<stack traces", "[[", "File "))]
+    return useful[0] if useful else next((line for line in lines if line), "")
+
+
 class SavedModelBundle:
     """One loaded SavedModel: a TF1 session plus its SignatureDefs.
 

@@ -17,7 +17,7 @@ import time
 
 from tfx import v1 as tfx
 
-from components.saved_model_bundle import SavedModelBundle
+from components.saved_model_bundle import SavedModelBundle, error_summary
 from components.trainer import features
 
 RESULT_FILE = "serving_check.json"
@@ -50,14 +50,14 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
     except Exception as e:  # any loader failure is the verdict
         return {"blessed": False, "checks": checks, "latency_ms": latency,
                 "problems": [f"the SavedModel does not load through TF Serving's session-based loader: "
-                             f"{type(e).__name__}: {_first_line(e)}"]}
+                             f"{type(e).__name__}: {error_summary(e)[:500]}"]}
     try:
         try:
             warmup = bundle.warm_up()
         except Exception as e:
             warmup = 0
             problems.append(f"its warm-up requests (assets.extra/tf_serving_warmup_requests) fail, which fails "
-                            f"the load in TF Serving: {type(e).__name__}: {_first_line(e)}")
+                            f"the load in TF Serving: {type(e).__name__}: {error_summary(e)[:500]}")
         checks.append(f"warm-up: {warmup} requests replayed")
         if not examples:
             problems.append("no eval examples to replay through the signatures")
@@ -78,7 +78,7 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
                 latency[signature] = round((time.perf_counter() - started) * 1000, 2)
             except Exception as e:
                 problems.append(f"signature {signature!r} fails through the session path: "
-                                f"{type(e).__name__}: {_first_line(e)}")
+                                f"{type(e).__name__}: {error_summary(e)[:500]}")
                 return None
             for name, (dtype, shape) in expect.items():
                 got = outputs.get(name)
@@ -123,12 +123,6 @@ def _image_only(example) -> bytes:
 
     image = example.features.feature[features.IMAGE_KEY]
     return tf.train.Example(features=tf.train.Features(feature={features.IMAGE_KEY: image})).SerializeToString()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Graph execution error")]
-    return (lines[0] if lines else text)[:500]
 
 
 def serving_model_dir(model_uri: str) -> str:

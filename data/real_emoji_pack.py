@@ -61,20 +61,20 @@ PACKAGES = {
     "fluentui-emoji": "1.3.0",
 }
 
-# set -> (package, licence, where the art comes from, path of a face's file in the package tarball)
+# set -> (package, licence, where the art comes from, a face's file in the package tarball:
+# {code} is the lower-case code point, {CODE} upper-case, {name} the CLDR short name)
 SETS = {
     "noto": ("emoji-datasource-google", "Apache-2.0", "Google Noto Color Emoji via emoji-datasource-google",
-             lambda code, name: f"package/img/google/64/{code}.png"),
+             "package/img/google/64/{code}.png"),
     "twemoji": ("emoji-datasource-twitter", "CC-BY 4.0", "Twitter Twemoji via emoji-datasource-twitter",
-                lambda code, name: f"package/img/twitter/64/{code}.png"),
-    "openmoji": ("openmoji", "CC-BY-SA 4.0", "OpenMoji (openmoji.org)",
-                 lambda code, name: f"package/color/svg/{code.upper()}.svg"),
+                "package/img/twitter/64/{code}.png"),
+    "openmoji": ("openmoji", "CC-BY-SA 4.0", "OpenMoji (openmoji.org)", "package/color/svg/{CODE}.svg"),
     "fluent-flat": ("fluentui-emoji", "MIT", "Microsoft Fluent Emoji (flat) via fluentui-emoji",
-                    lambda code, name: f"package/icons/flat/{name}.svg"),
+                    "package/icons/flat/{name}.svg"),
     "fluent-modern": ("fluentui-emoji", "MIT", "Microsoft Fluent Emoji (modern) via fluentui-emoji",
-                      lambda code, name: f"package/icons/modern/{name}.svg"),
+                      "package/icons/modern/{name}.svg"),
     "fluent-high-contrast": ("fluentui-emoji", "MIT", "Microsoft Fluent Emoji (high contrast) via fluentui-emoji",
-                             lambda code, name: f"package/icons/high-contrast/{name}.svg"),
+                             "package/icons/high-contrast/{name}.svg"),
 }
 
 
@@ -115,7 +115,7 @@ def build(tarballs: dict, out: Path = PACK_DIR) -> dict:
     """Writes every set's faces and ATTRIBUTION.md under `out`; returns {set: {class: count}}."""
     counts, rows = {}, []
     opened = {package: tarfile.open(path) for package, path in tarballs.items()}
-    for set_name, (package, licence, source, path_of) in SETS.items():
+    for set_name, (package, licence, source, template) in SETS.items():
         members = set(opened[package].getnames())
         counts[set_name] = {}
         for class_name, faces in FACES.items():
@@ -123,8 +123,8 @@ def build(tarballs: dict, out: Path = PACK_DIR) -> dict:
             folder.mkdir(parents=True, exist_ok=True)
             for code, name in faces:
                 # emoji-datasource names text-default code points with their emoji selector: 263a-fe0f.
-                member = next((m for m in (path_of(code, name), path_of(f"{code}-fe0f", name)) if m in members),
-                              None)
+                candidates = (template.format(code=c, CODE=c.upper(), name=name) for c in (code, f"{code}-fe0f"))
+                member = next((m for m in candidates if m in members), None)
                 if member is None:
                     continue  # this vendor has no such face
                 data = opened[package].extractfile(member).read()

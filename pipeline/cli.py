@@ -249,6 +249,8 @@ def cmd_explain(args) -> int:
 
     import tensorflow as tf
 
+    from components.saved_model_bundle import error_summary
+
     try:
         model_dir = str(args.model_dir or client.latest_version_dir(str(DEFAULT_MODEL_BASE)))
         explanation = explain.explain(model_dir, args.image.read_bytes())
@@ -256,7 +258,7 @@ def cmd_explain(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except tf.errors.OpError as e:
-        print(f"error: {args.image}: not an image the model can read ({client._first_line(e.message)})",
+        print(f"error: {args.image}: not an image the model can read ({error_summary(e.message)})",
               file=sys.stderr)
         return EXIT_FAILED
     out = args.out or Path(f"explain-{args.image.stem}.png")

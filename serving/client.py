@@ -45,7 +45,7 @@ def _in_process(model_dir: str):
     import numpy as np
     import tensorflow as tf
 
-    from components.saved_model_bundle import SavedModelBundle
+    from components.saved_model_bundle import SavedModelBundle, error_summary
 
     bundle = SavedModelBundle(model_dir)
 
@@ -53,17 +53,10 @@ def _in_process(model_dir: str):
         try:
             out = bundle.run(SIGNATURE, {"images": np.array(list(images), dtype=object)})
         except tf.errors.OpError as e:
-            raise RequestRejected(_first_line(e.message)) from e
+            raise RequestRejected(error_summary(e.message) or "refused") from e
         return _rows(out["class_name"].tolist(), out["probabilities"].tolist())
 
     return call
-
-
-def _first_line(message: str) -> str:
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[",
-                                                              "<stack traces"))]
-    return (useful or lines or ["refused"])[0]
 
 
 def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:

@@ -60,8 +60,8 @@ class _Calls:
     def call(self, context, fn, request):
         spec = getattr(request, "model_spec", None)
         status = ["INTERNAL"]
-        with self.metrics.timed(spec.name if spec else "", (spec.signature_name or inference.DEFAULT_SIGNATURE)
-                                if spec and hasattr(spec, "signature_name") else "",
+        with self.metrics.timed(spec.name if spec else "",
+                                (spec.signature_name or inference.DEFAULT_SIGNATURE) if spec else "",
                                 f"gRPC:{fn.__name__.lstrip('_')}", lambda: status[0]):
             response = self._call(context, fn, request, status)
             status[0] = "OK"

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from components.saved_model_bundle import error_summary
 from serving.model_registry import LoadedVersion
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -97,7 +98,7 @@ def run(loaded: LoadedVersion, name: str, inputs: dict, output_filter=(), limits
                                     output_filter) for start in range(0, size, limits.chunk_size)]
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     except tf.errors.OpError as e:  # e.g. bytes that are not an image, a tf.Example that does not parse
-        raise InvalidArgument(_op_error(e.message)) from e
+        raise InvalidArgument(error_summary(e.message)) from e
     except UnicodeDecodeError as e:  # TF's error quoted the input's bytes, which are not text
         raise InvalidArgument(f"signature {name!r} could not parse its input: it takes "
                               f"{_describe(loaded, name)} (see the model's /metadata)") from e
@@ -107,14 +108,6 @@ def run(loaded: LoadedVersion, name: str, inputs: dict, output_filter=(), limits
 
 def _describe(loaded: LoadedVersion, name: str) -> str:
     return ", ".join(f"{key} ({dtype.name} {shape})" for key, (dtype, shape) in input_specs(loaded, name).items())
-
-
-def _op_error(message: str) -> str:
-    """The op's own words from a graph execution error (not the stack noise)."""
-    lines = [line.strip() for line in message.splitlines()]
-    useful = [line for line in lines if line and not line.startswith(("Graph execution error", "Detected at node",
-                                                                      "<stack traces", "[[", "File "))]
-    return useful[0] if useful else lines[0]
 
 
 def classify(loaded: LoadedVersion, name: str, serialized_examples: list, limits: Limits = Limits()) -> list:

@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Optional, Sequence
 
-from components.saved_model_bundle import SavedModelBundle
+from components.saved_model_bundle import SavedModelBundle, error_summary
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class ModelRegistry:
                     self._failures.pop(version, None)
                     log.info("loaded %s version %d from %s (%d warm-up requests)", self.name, version, path, warmed)
                 except Exception as e:  # half-copied or broken: keep serving what we have
-                    error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                    error = f"{type(e).__name__}: {error_summary(str(e))}"
                     if self._failures.get(version) != error:  # once per distinct error, not every poll
                         log.warning("could not load %s version %d (will retry; still serving %s): %s",
                                     self.name, version, sorted(loaded) or "nothing", error)
@@ -247,9 +247,6 @@ class Models:
         self._registries = registries  # one reference swap
         log.info("model config applied: %s%s", sorted(registries),
                  f" (dropped {sorted(dropped)})" if dropped else "")
-
-    def names(self) -> list:
-        return sorted(self._registries)
 
     def get(self, name: str) -> ModelRegistry:
         if name not in self._registries:
