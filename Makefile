@@ -33,9 +33,10 @@ bench-serving: venv
 bench-transfer: venv
 	$(BIN)/python tests/benchmarks/transfer_benchmark.py --json pipeline_output/benchmarks/transfer.json $(ARGS)
 
-# Regenerate the default faces (byte-for-byte what is committed).
+# Regenerate the generated faces, classic and wide (byte-for-byte what is committed).
 data: venv
 	$(BIN)/happysad generate
+	$(BIN)/happysad generate --family wide
 
 # Re-resolve the lock after editing pyproject.toml (uv: ~15 s; old pip backtracks for minutes).
 lock: venv

@@ -33,7 +33,11 @@ SUPERSAMPLE = 4
 
 DEFAULT_COUNT = 80
 DEFAULT_SEED = 20261129
-DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"
+DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"  # the seed's 80 classic faces
+# The wide family's committed set, trained on beside the classic faces by default.
+WIDE_COUNT = 200
+WIDE_SEED = 20261130
+WIDE_DIR = Path(__file__).resolve().parent / "emoji_faces_wide"
 _PARALLEL_FROM = 400  # faces; below this, worker start-up costs more than it saves
 
 
@@ -61,6 +65,15 @@ class FaceStyle:
     feature_rgb: tuple[int, int, int]
     accent: bool  # happy faces blush, sad faces shed a tear (as many real emoji do)
     accent_side: int  # -1 left, 1 right
+    # The wide family's extras (the defaults draw the classic faces unchanged).
+    outline_rgb: tuple[int, int, int] | None = None  # None: the face colour, darkened
+    highlight: float = 0.0  # strength of a specular highlight, upper left (3D renders)
+    shadow: bool = False  # a soft drop shadow under the face
+    brow_width: float = 0.0  # as fraction of radius; 0: three quarters of the stroke
+    props: tuple[str, ...] = ()  # drawn on both faces of a pair: blush, tear, sweat, hearts, halo
+    prop_rgb: tuple[int, int, int] | None = None  # None: each prop's natural colour
+    mouth_fill: tuple[int, int, int] | None = None  # inside an open mouth; None: feature colour
+    pixels: int = 0  # drawn at this size and scaled up, as 64 px vendor art is; 0: full size
 
 
 def sample_style(rng: np.random.Generator) -> FaceStyle:
@@ -102,6 +115,79 @@ def sample_style(rng: np.random.Generator) -> FaceStyle:
     )
 
 
+# Props of the wide family, each on both faces of a pair (real emoji put tears,
+# sweat, hearts and halos on happy and sad faces alike).
+PROPS = ("blush", "tear", "sweat", "hearts", "halo")
+
+
+def sample_wide_style(rng: np.random.Generator) -> FaceStyle:
+    """The wide family: the styles of the major vendors' art and beyond - flat
+    and 3D-shaded faces, black line art, outlines of any weight, eye whites,
+    heart eyes, thick brows, subtle and open mouths, props, low-resolution art.
+    Still one draw per pair: only the expression differs within a pair."""
+    line_art = rng.random() < 0.2  # black lines on a white face (high-contrast sets)
+    if line_art:
+        face_rgb = (255, 255, 255)
+        feature_rgb = outline_rgb = (0, 0, 0)
+        outline = float(rng.uniform(0.04, 0.09))
+        shade, highlight = 0.0, 0.0
+    else:
+        face_rgb = _hsv(rng.uniform(0.08, 0.16), rng.uniform(0.55, 1.0), rng.uniform(0.85, 1.0))
+        feature_rgb = (_hsv(rng.uniform(0.02, 0.08), rng.uniform(0.4, 0.9), rng.uniform(0.1, 0.4))
+                       if rng.random() < 0.7 else (0, 0, 0))
+        outline = float(rng.choice([0.0, 0.0, rng.uniform(0.015, 0.07)]))
+        outline_rgb = (0, 0, 0) if rng.random() < 0.5 else None
+        shade = float(rng.uniform(0.0, 0.45))
+        highlight = float(rng.choice([0.0, rng.uniform(0.2, 0.6)]))
+    background = None if rng.random() < 0.6 else _hsv(rng.random(), rng.uniform(0.0, 0.3), rng.uniform(0.85, 1.0))
+    mouth_y, mouth_width = float(rng.uniform(0.28, 0.48)), float(rng.uniform(0.45, 1.15))
+    mouth_depth = float(rng.uniform(0.10, 0.45))
+    eye_spacing, eye_height = float(rng.uniform(0.25, 0.45)), float(rng.uniform(0.08, 0.32))
+    eye_size = float(rng.uniform(0.08, 0.19))
+    # Every stroke stays on the face (real art never draws a brow off it):
+    # shrink the eyes until a raised brow's far end, and the mouth until its
+    # bounding box, lie within 0.85 of the radius.
+    while math.hypot(eye_spacing + 1.3 * eye_size, eye_height + 3.3 * eye_size + 0.08) > 0.85:
+        eye_size *= 0.95
+    while math.hypot(0.5 * mouth_width, mouth_y + 0.9 * mouth_depth) > 0.85:
+        mouth_width, mouth_depth = 0.95 * mouth_width, 0.95 * mouth_depth
+    props = tuple(p for p, chance in zip(PROPS, (0.2, 0.2, 0.15, 0.1, 0.08)) if rng.random() < chance)
+    radius = rng.uniform(0.36, 0.42) if ("halo" in props or "hearts" in props) else rng.uniform(0.40, 0.49)
+    slack = min(0.03, 0.5 - radius - 0.01)
+    center = (0.5 + rng.uniform(-slack, slack), 0.5 + rng.uniform(0.0 if "halo" in props else -slack, slack))
+    return FaceStyle(
+        background=background,
+        radius=radius,
+        center=center,
+        rotation=float(rng.uniform(-8, 8)),
+        face_rgb=face_rgb,
+        shade=shade,
+        outline=outline,
+        eye_style=str(rng.choice(["dot", "oval", "highlight", "closed", "whites", "heart"],
+                                 p=[0.2, 0.2, 0.15, 0.2, 0.17, 0.08])),
+        eye_spacing=eye_spacing,
+        eye_height=eye_height,
+        eye_size=eye_size,
+        brows=bool(rng.random() < 0.5),
+        mouth_style=str(rng.choice(["line", "open", "teeth"], p=[0.45, 0.3, 0.25])),
+        mouth_width=mouth_width,
+        mouth_depth=mouth_depth,
+        mouth_y=mouth_y,
+        stroke=float(rng.uniform(0.05, 0.14)),
+        feature_rgb=feature_rgb,
+        accent=False,
+        accent_side=int(rng.choice([-1, 1])),
+        outline_rgb=outline_rgb,
+        highlight=highlight,
+        shadow=bool(not line_art and rng.random() < 0.25),
+        brow_width=float(rng.choice([0.0, rng.uniform(0.06, 0.13)])),
+        props=props,
+        prop_rgb=(0, 0, 0) if line_art else None,
+        mouth_fill=None if line_art or rng.random() < 0.5 else _hsv(rng.uniform(0.95, 1.0), 0.7, 0.45),
+        pixels=int(rng.choice([0, 0, 0, rng.integers(48, 80)])),
+    )
+
+
 def render_face(style: FaceStyle, expression: str) -> Image.Image:
     """Renders one face with one of EXPRESSIONS. Returns RGB or RGBA.
 
@@ -122,6 +208,8 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
         if style.eye_style == "closed":
             bend = 0.6 * er if happy else -0.6 * er  # happy: ^ ^, sad: v v
             _curve(draw, ex, ey, 2.2 * er, bend, stroke, feature, upward=True)
+        elif style.eye_style in ("whites", "heart"):
+            _eye(draw, style.eye_style, ex, ey, er, feature, stroke)
         else:
             rx, ry = (er, er) if style.eye_style == "dot" else (0.75 * er, 1.35 * er)
             draw.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=feature)
@@ -135,7 +223,7 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
             half = 1.3 * er
             tilt = 0.0 if happy else 0.9 * er
             inner, outer = (bx - side * half, by - tilt), (bx + side * half, by + 0.3 * tilt)
-            draw.line([inner, outer], fill=feature, width=max(2, stroke * 3 // 4))
+            draw.line([inner, outer], fill=feature, width=_brow_width(style, r, stroke))
 
     # Mouth: the main carrier of the expression.
     mw, md = style.mouth_width * r, style.mouth_depth * r
@@ -144,9 +232,11 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
     if style.mouth_style == "line":
         _curve(draw, cx, my, mw, bend, stroke, feature, upward=False)
     elif happy:  # a wide grin
-        _open_mouth(face, cx, my, mw, 1.4 * bend, feature, teeth=style.mouth_style == "teeth")
+        _open_mouth(face, cx, my, mw, 1.4 * bend, _mouth_fill(style), teeth=style.mouth_style == "teeth")
     else:  # a narrower, taller wail
-        _open_mouth(face, cx, my, 0.8 * mw, 1.8 * bend, feature, teeth=style.mouth_style == "teeth")
+        _open_mouth(face, cx, my, 0.8 * mw, 1.8 * bend, _mouth_fill(style), teeth=style.mouth_style == "teeth")
+    if style.mouth_fill is not None and style.mouth_style != "line":  # the lips' outline
+        _outline_mouth(draw, cx, my, mw if happy else 0.8 * mw, (1.4 if happy else 1.8) * bend, feature, stroke)
 
     if style.accent:
         ax = cx + style.accent_side * (style.eye_spacing + 0.12) * r
@@ -158,13 +248,17 @@ def render_face(style: FaceStyle, expression: str) -> Image.Image:
             draw.ellipse([ax - tr, ay, ax + tr, ay + 2 * tr], fill=(80, 160, 235, 255))
             draw.polygon([(ax - tr * 0.95, ay + tr * 0.8), (ax + tr * 0.95, ay + tr * 0.8), (ax, ay - 1.4 * tr)],
                          fill=(80, 160, 235, 255))
-
+    _props(draw, style, r, cx, cy)
     return _finish(face, style, cx, cy)
 
 
+FAMILIES = {"classic": sample_style, "wide": sample_wide_style}
+
+
 def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
-             seed: int = DEFAULT_SEED, classes=CLASS_NAMES) -> dict[str, list[Path]]:
+             seed: int = DEFAULT_SEED, classes=CLASS_NAMES, family: str = "classic") -> dict[str, list[Path]]:
     """Writes `count` faces (an equal share per class) as PNGs into out_dir/<class>/.
+    family: "classic" (the seed's faces, data/emoji_faces) or "wide" (every style).
 
     The folder is written to a sibling temporary folder and renamed into place,
     so an interrupted run never leaves a half data set. Returns the paths written.
@@ -178,7 +272,9 @@ def generate(out_dir: Path | str = DEFAULT_DIR, count: int = DEFAULT_COUNT,
                          "are made in sets, one face per class sharing everything but the expression")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    styles = [sample_style(rng) for _ in range(count // len(classes))]
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    styles = [FAMILIES[family](rng) for _ in range(count // len(classes))]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     written: dict[str, list[Path]] = {name: [] for name in classes}
@@ -212,7 +308,16 @@ def _blank_face(style: FaceStyle):
     r = style.radius * size
     cx, cy = style.center[0] * size, style.center[1] * size
     face = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    _draw_shaded_disc(face, cx, cy, r, style.face_rgb, style.shade, style.outline)
+    if style.shadow:
+        shadow = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+        ImageDraw.Draw(shadow).ellipse([cx - r, cy - 0.9 * r, cx + r, cy + 1.08 * r], fill=(0, 0, 0, 70))
+        face.alpha_composite(shadow.filter(ImageFilter.GaussianBlur(0.06 * r)))
+    _draw_shaded_disc(face, cx, cy, r, style.face_rgb, style.shade, style.outline, style.outline_rgb)
+    if style.highlight > 0:
+        glow = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+        ImageDraw.Draw(glow).ellipse([cx - 0.6 * r, cy - 0.85 * r, cx + 0.1 * r, cy - 0.35 * r],
+                                     fill=(255, 255, 255, int(255 * style.highlight)))
+        face.alpha_composite(glow.filter(ImageFilter.GaussianBlur(0.12 * r)))
     return face, ImageDraw.Draw(face), r, cx, cy, style.feature_rgb + (255,), max(2, int(style.stroke * r))
 
 
@@ -226,6 +331,9 @@ def _finish(face: Image.Image, style: FaceStyle, cx: float, cy: float) -> Image.
         canvas = Image.new("RGBA", (size, size), style.background + (255,))
         canvas.alpha_composite(face)
     small = canvas.resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
+    if style.pixels:  # low-resolution art, scaled up as ingestion does
+        small = small.resize((style.pixels, style.pixels), Image.LANCZOS).resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                                                  Image.BILINEAR)
     return small if style.background is None else small.convert("RGB")
 
 
@@ -242,6 +350,8 @@ def _render_other(style: FaceStyle, expression: str) -> Image.Image:
                 draw.ellipse([ex - er, ey - er, ex + er, ey + er], fill=feature)
             else:
                 _curve(draw, ex, ey, 2.2 * er, 0.0, stroke, feature, upward=True)
+        elif style.eye_style in ("whites", "heart"):
+            _eye(draw, style.eye_style, ex, ey, er, feature, stroke)
         else:
             rx, ry = (er, er) if style.eye_style == "dot" else (0.75 * er, 1.35 * er)
             draw.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=feature)
@@ -262,8 +372,78 @@ def _render_other(style: FaceStyle, expression: str) -> Image.Image:
     elif style.mouth_style == "line":  # pressed lips, a shallow frown
         _curve(draw, cx, my, 0.8 * mw, -0.3 * md, stroke, feature, upward=False)
     else:  # bared, gritted teeth
-        _open_mouth(face, cx, my, 0.85 * mw, -0.7 * md, feature, teeth=True)
+        _open_mouth(face, cx, my, 0.85 * mw, -0.7 * md, _mouth_fill(style), teeth=True)
+    _props(draw, style, r, cx, cy)
     return _finish(face, style, cx, cy)
+
+
+def _brow_width(style: FaceStyle, r: float, stroke: int) -> int:
+    return max(2, int(style.brow_width * r)) if style.brow_width else max(2, stroke * 3 // 4)
+
+
+def _mouth_fill(style: FaceStyle):
+    return style.feature_rgb + (255,) if style.mouth_fill is None else style.mouth_fill + (255,)
+
+
+def _outline_mouth(draw, cx, cy, width, bend, feature, stroke) -> None:
+    """The outline of an open mouth drawn by _open_mouth (chord and curve)."""
+    half, chord_y = width / 2, cy - bend / 2
+    ts = np.linspace(-1.0, 1.0, 64)
+    curve = [(cx + t * half, chord_y + bend * math.sqrt(1 - t * t)) for t in ts]
+    draw.line(curve + [curve[0]], fill=feature, width=max(2, stroke // 2), joint="curve")
+
+
+def _eye(draw, kind: str, ex: float, ey: float, er: float, feature, stroke: int) -> None:
+    """Expression-neutral eyes of the wide family: whites with a pupil, or hearts."""
+    if kind == "whites":
+        rx, ry = 0.85 * er, 1.2 * er
+        draw.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=(255, 255, 255, 255), outline=feature,
+                     width=max(2, stroke // 3))
+        pr = 0.55 * er
+        draw.ellipse([ex - pr, ey - pr + 0.3 * er, ex + pr, ey + pr + 0.3 * er], fill=feature)
+    else:
+        _heart(draw, ex, ey, 2.4 * er, (230, 40, 60, 255) if feature[:3] != (0, 0, 0) else feature)
+
+
+def _heart(draw, x: float, y: float, size: float, fill) -> None:
+    h = size / 2
+    draw.ellipse([x - h, y - 0.75 * h, x, y + 0.15 * h], fill=fill)
+    draw.ellipse([x, y - 0.75 * h, x + h, y + 0.15 * h], fill=fill)
+    draw.polygon([(x - 0.97 * h, y - 0.15 * h), (x + 0.97 * h, y - 0.15 * h), (x, y + h)], fill=fill)
+
+
+def _drop(draw, x: float, y: float, size: float, fill) -> None:
+    """A drop with its tip up (a tear, a sweat drop)."""
+    draw.ellipse([x - size, y, x + size, y + 2 * size], fill=fill)
+    draw.polygon([(x - size * 0.95, y + size * 0.8), (x + size * 0.95, y + size * 0.8), (x, y - 1.4 * size)], fill=fill)
+
+
+def _props(draw, style: FaceStyle, r: float, cx: float, cy: float) -> None:
+    """The wide family's props: the same on every face of a pair."""
+    side = style.accent_side
+
+    def colour(natural):
+        return (style.prop_rgb or natural) + (255,)
+
+    for prop in style.props:
+        if prop == "blush":
+            for s in (-1, 1):
+                ax, ay = cx + s * (style.eye_spacing + 0.12) * r, cy + 0.12 * r
+                draw.ellipse([ax - 0.15 * r, ay - 0.06 * r, ax + 0.15 * r, ay + 0.06 * r],
+                             fill=(246, 120, 110, 140) if style.prop_rgb is None else None,
+                             outline=None if style.prop_rgb is None else colour((0, 0, 0)))
+        elif prop == "tear":
+            _drop(draw, cx + side * (style.eye_spacing + 0.05) * r, cy - style.eye_height * r + 0.2 * r,
+                  0.08 * r, colour((80, 160, 235)))
+        elif prop == "sweat":
+            _drop(draw, cx - side * 0.62 * r, cy - 0.62 * r, 0.1 * r, colour((90, 170, 240)))
+        elif prop == "hearts":
+            for dx, dy, size in ((1.05, -0.75, 0.32), (-1.1, 0.35, 0.26), (0.95, 0.8, 0.22)):
+                _heart(draw, cx + side * dx * r, cy + dy * r, size * r, colour((235, 50, 70)))
+        elif prop == "halo":
+            hw, hy = 0.7 * r, cy - 1.12 * r
+            draw.ellipse([cx - hw, hy - 0.14 * r, cx + hw, hy + 0.14 * r], outline=colour((90, 170, 240)),
+                         width=max(2, int(0.07 * r)))
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -272,7 +452,8 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
 
 
 def _draw_shaded_disc(img: Image.Image, cx: float, cy: float, r: float,
-                      rgb: tuple[int, int, int], shade: float, outline: float) -> None:
+                      rgb: tuple[int, int, int], shade: float, outline: float,
+                      outline_rgb: tuple[int, int, int] | None = None) -> None:
     """A disc lit from the upper left: brightness falls off towards the rim."""
     size = img.size[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -282,7 +463,10 @@ def _draw_shaded_disc(img: Image.Image, cx: float, cy: float, r: float,
     rgb_arr = np.clip(np.array(rgb, np.float32)[None, None, :] * light[..., None], 0, 255)
     if outline > 0:
         rim = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) > r * (1 - outline)
-        rgb_arr[rim] *= 0.72
+        if outline_rgb is None:
+            rgb_arr[rim] *= 0.72
+        else:
+            rgb_arr[rim] = outline_rgb
     mask = Image.new("L", (size, size), 0)
     ImageDraw.Draw(mask).ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
     disc = Image.fromarray(rgb_arr.astype(np.uint8), "RGB").convert("RGBA")
@@ -342,6 +526,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="classic")
     args = parser.parse_args()
-    paths = generate(args.out, args.count, args.seed)
+    paths = generate(args.out, args.count, args.seed, family=args.family)
     print(f"wrote {sum(map(len, paths.values()))} faces to {args.out}")

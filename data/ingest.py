@@ -1,4 +1,4 @@
-"""A class-per-folder image tree -> one GZIP TFRecord file of tf.Examples.
+"""Class-per-folder image trees -> GZIP TFRecord files of tf.Examples, split train/eval.
 
 The layout is the one Keras's `image_dataset_from_directory` reads: every
 sub-folder of the data folder is a class, class indices follow the sorted
@@ -8,9 +8,15 @@ Each image is normalised to what the model expects - RGB, 150x150 PNG:
 transparent pixels are composited onto white (the same background the
 serving graph uses), grayscale/palette/CMYK/16-bit images are converted, other
 sizes are resized (stretched, as Keras does). Files that cannot be read are
-reported and skipped, never fatal on their own. Output is written to a
-temporary file and renamed into place, so a crash leaves no half file; an
-unchanged input folder is not re-written (ExampleGen caches on file times).
+reported and skipped, never fatal on their own. Output is written to
+temporary files and renamed into place, so a crash leaves no half file; an
+unchanged input is not re-written (ExampleGen caches on file times).
+
+Several sources may be ingested together (the default run: the generated
+faces plus the real-emoji pack). Every example records its source, and the
+train/eval split is made here: 4:1 by a hash of the source and file name, so
+an image keeps its split whatever else changes, except that a held-out
+source goes to eval whole - real art the model never trains on, for the gate.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -33,9 +40,11 @@ IMAGE_SIZE = 150
 BACKGROUND = (255, 255, 255)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # as Keras
 MAX_PIXELS = features.MAX_IMAGE_PIXELS  # refuse decompression bombs before allocating them
-TFRECORD_NAME = "images.tfrecord.gz"
+# One file per split, read by ImportExampleGen as its input splits.
+TFRECORD_NAMES = {split: f"{split}.tfrecord.gz" for split in features.SPLITS}
 REPORT_NAME = "ingest_report.json"
-_FORMAT_VERSION = 1  # bump when normalisation changes, to invalidate old outputs
+_OLD_TFRECORD_NAME = "images.tfrecord.gz"  # before splits were made here: removed when found
+_FORMAT_VERSION = 2  # bump when normalisation changes, to invalidate old outputs
 _PARALLEL_FROM = 256  # below this many files, worker start-up costs more than it saves
 
 
@@ -53,15 +62,71 @@ class IngestError(Exception):
 MIN_IMAGES_PER_CLASS = 5
 
 
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One class-per-folder tree and how its images are used."""
+
+    folder: Path
+    name: str  # every example's `source` feature: "generated", a vendor, a folder name
+    held_out: bool = False  # all of it goes to eval: art the model never trains on
+
+    @classmethod
+    def of(cls, folder: Path | str, held_out: bool = False) -> "Source":
+        """Named after the folder; the generator's committed sets are "generated" and "generated-wide"."""
+        from data import emoji_faces
+
+        folder = Path(folder)
+        names = {emoji_faces.DEFAULT_DIR.resolve(): features.GENERATED_SOURCE,
+                 emoji_faces.WIDE_DIR.resolve(): features.GENERATED_SOURCE + "-wide"}
+        return cls(folder, names.get(folder.resolve(), folder.resolve().name), held_out)
+
+
 @dataclasses.dataclass
 class IngestResult:
-    tfrecord_path: Path
+    tfrecord_paths: dict[str, Path]  # split -> file
     report_path: Path
     class_names: list[str]
     counts: dict[str, int]
     skipped: list[dict]  # {"file", "reason"}
     changed: list[dict]  # {"file", "changes"}
     reused: bool  # True when an up-to-date output was kept as it was
+    sources: dict[str, dict] = dataclasses.field(default_factory=dict)  # name -> {split: {class: n}}
+    held_out: list[str] = dataclasses.field(default_factory=list)  # source names
+
+
+def split_of(source: Source, rel: str) -> str:
+    """eval for a held-out source; else 1 in 5 files by a hash of source and name."""
+    if source.held_out:
+        return "eval"
+    bucket = int(hashlib.sha256(f"{source.name}/{rel}".encode()).hexdigest(), 16) % features.HASH_BUCKETS
+    return "eval" if bucket < features.EVAL_BUCKETS else "train"
+
+
+def default_sources(held_out: Sequence[str]) -> list[Source]:
+    """What `happysad run` trains on without --data: the generated faces (the
+    classic 80, then the wide family's set), then every real-emoji set of the
+    pack (data/real_emoji); the sets named in held_out go to eval whole, for
+    the gate."""
+    from data import emoji_faces, real_emoji_pack
+
+    unknown = set(held_out) - set(real_emoji_pack.SETS)
+    if unknown:
+        raise IngestError(f"no real-emoji set named {', '.join(sorted(unknown))}; the pack has "
+                          + ", ".join(sorted(real_emoji_pack.SETS)))
+    return [Source.of(emoji_faces.DEFAULT_DIR), Source.of(emoji_faces.WIDE_DIR)] + [
+        Source(real_emoji_pack.PACK_DIR / name, name, held_out=name in held_out)
+        for name in sorted(real_emoji_pack.SETS)]
+
+
+def held_out_sources(examples_dir: Path) -> list[str]:
+    """The held-out sources ingestion recorded in examples_dir ([] when it has no report)."""
+    report = _read_report(Path(examples_dir) / REPORT_NAME)
+    return list(report.get("held_out", [])) if report else []
+
+
+def is_ingested(examples_dir: Path) -> bool:
+    """True when examples_dir holds ingestion's split files (not bare TFRecords made elsewhere)."""
+    return all((Path(examples_dir) / name).is_file() for name in TFRECORD_NAMES.values())
 
 
 def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[dict]]:
@@ -119,32 +184,33 @@ def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[
     return class_names, files, skipped
 
 
-def find_duplicates(data_dir: Path, files: list[tuple[str, str]]) -> dict[str, str]:
-    """Files with the same bytes as another: {relative file: reason to skip it}.
+def find_duplicates(files: list[tuple[str, Path, str]]) -> dict[str, str]:
+    """Files with the same bytes as another: {name: reason to skip it}, for
+    files given as (name, path, class).
 
-    Within one class the first copy (in sorted order) is kept. The same image in
-    two classes is a labelling error: every copy is skipped, since either label
-    may be the wrong one."""
+    Within one class the first copy (in the given order) is kept. The same image
+    in two classes is a labelling error: every copy is skipped, since either
+    label may be the wrong one."""
     by_digest: dict[str, list[tuple[str, str]]] = {}
-    for rel, class_name in files:
+    for name, path, class_name in files:
         try:
-            digest = hashlib.sha256((data_dir / rel).read_bytes()).hexdigest()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             continue  # reported as unreadable when it is normalised
-        by_digest.setdefault(digest, []).append((rel, class_name))
+        by_digest.setdefault(digest, []).append((name, class_name))
     skip = {}
     for copies in by_digest.values():
         if len(copies) < 2:
             continue
         classes = sorted({class_name for _, class_name in copies})
         if len(classes) > 1:
-            names = ", ".join(rel for rel, _ in copies)
-            for rel, _ in copies:
-                skip[rel] = (f"labelling error: the same image is in classes {' and '.join(classes)} "
-                             f"({names}); keep it in one class only")
+            names = ", ".join(name for name, _ in copies)
+            for name, _ in copies:
+                skip[name] = (f"labelling error: the same image is in classes {' and '.join(classes)} "
+                              f"({names}); keep it in one class only")
         else:
-            for rel, _ in copies[1:]:
-                skip[rel] = f"duplicate of {copies[0][0]} (same bytes)"
+            for name, _ in copies[1:]:
+                skip[name] = f"duplicate of {copies[0][0]} (same bytes)"
     return skip
 
 
@@ -211,33 +277,49 @@ def _normalise_file(path: str) -> tuple[bytes | None, list[str] | str]:
         return None, str(e)
 
 
-def _fingerprint(data_dir: Path, files: list[tuple[str, str]]) -> str:
-    """Changes when any listed file, the class set or the normalisation changes."""
+@dataclasses.dataclass(frozen=True)
+class _File:
+    source: Source
+    rel: str  # relative to source.folder
+    class_name: str
+    name: str  # the filename feature and the name reports use
+
+    @property
+    def path(self) -> Path:
+        return self.source.folder / self.rel
+
+
+def _fingerprint(files: list[_File]) -> str:
+    """Changes when any listed file, its source or split, the class set or the normalisation changes."""
     digest = hashlib.sha256(f"v{_FORMAT_VERSION}/{IMAGE_SIZE}".encode())
-    for rel, class_name in files:
-        stat = os.stat(data_dir / rel)
-        digest.update(f"{rel}\0{class_name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for f in files:
+        stat = os.stat(f.path)
+        digest.update(f"{f.name}\0{f.source.name}\0{f.source.held_out}\0{f.class_name}\0"
+                      f"{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Calls write(tmp_path) and renames tmp_path onto path only if it returned."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def _atomic_write(paths: dict[str, Path], write) -> None:
+    """Calls write({key: tmp_path}) and renames every tmp_path onto its path only if it returned."""
+    tmps = {}
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        for key, path in paths.items():
+            fd, tmps[key] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+        write(tmps)
+        for key, path in paths.items():
+            os.replace(tmps.pop(key), path)
+    finally:
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
-def _normalised(data_dir: Path, files: list[tuple[str, str]], workers: int | None, progress: bool):
-    """Yields (rel, class, png | None, changes | reason) in input order."""
+def _normalised(files: list[_File], workers: int | None, progress: bool):
+    """Yields (file, png | None, changes | reason) in input order."""
     from tqdm import tqdm
 
-    paths = [str(data_dir / rel) for rel, _ in files]
+    paths = [str(f.path) for f in files]
     bar = tqdm(total=len(paths), desc="ingest", unit="img", disable=not progress, leave=False)
     pool = None
     try:
@@ -247,9 +329,9 @@ def _normalised(data_dir: Path, files: list[tuple[str, str]], workers: int | Non
             # spawn: the caller may have TensorFlow's threads running; forking them is unsafe.
             pool = multiprocessing.get_context("spawn").Pool(workers or os.cpu_count())
             results = pool.imap(_normalise_file, paths, chunksize=32)
-        for (rel, class_name), (png, info) in zip(files, results):
+        for f, (png, info) in zip(files, results):
             bar.update()
-            yield rel, class_name, png, info
+            yield f, png, info
     finally:
         bar.close()
         if pool:  # also when the caller stopped early: no worker outlives the write
@@ -257,46 +339,78 @@ def _normalised(data_dir: Path, files: list[tuple[str, str]], workers: int | Non
             pool.join()
 
 
-def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None,
+def _list_sources(sources: list[Source]) -> tuple[list[str], list[_File], list[dict]]:
+    """(class set, files, skipped): the first source's class folders are the
+    class set; the others contribute their folders of those classes only."""
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise IngestError(f"two sources share a name ({', '.join(names)}): each needs its own folder name")
+    several = len(sources) > 1
+    class_names, all_files, all_skipped = [], [], []
+    for index, source in enumerate(sources):
+        classes, files, skipped = list_images(source.folder)
+        if index == 0:
+            class_names = classes
+        prefix = f"{source.name}/" if several else ""
+        all_files += [_File(source, rel, c, prefix + rel) for rel, c in files if c in class_names]
+        all_skipped += [dict(row, file=prefix + row["file"]) for row in skipped]
+    return class_names, all_files, all_skipped
+
+
+def ingest(data: Path | str | list[Source], out_dir: Path | str, workers: int | None = None,
            progress: bool = True) -> IngestResult:
-    """Writes out_dir/images.tfrecord.gz and out_dir/ingest_report.json.
+    """Writes out_dir/{train,eval}.tfrecord.gz and out_dir/ingest_report.json
+    from one data folder or a list of Sources (the first one's class folders are
+    the class set).
 
     Raises IngestError when the result would be unusable (missing folder, fewer
     than two classes, a class with no readable image)."""
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    class_names, files, skipped = list_images(data_dir)
+    sources = [Source.of(data)] if isinstance(data, (str, Path)) else list(data)
+    out_dir = Path(out_dir)
+    class_names, files, skipped = _list_sources(sources)
+    data_dir = sources[0].folder
     if len(class_names) < 2:
         raise IngestError(
             f"data folder {data_dir} has {len(class_names)} class folder(s) "
             f"({', '.join(class_names) or 'none'}); a classifier needs at least two: "
             "make one sub-folder per class, each holding that class's images")
-    tfrecord_path, report_path = out_dir / TFRECORD_NAME, out_dir / REPORT_NAME
-    fingerprint = _fingerprint(data_dir, files)
+    tfrecord_paths = {split: out_dir / name for split, name in TFRECORD_NAMES.items()}
+    report_path = out_dir / REPORT_NAME
+    fingerprint = _fingerprint(files)
     previous = _read_report(report_path)
-    if previous and previous.get("fingerprint") == fingerprint and tfrecord_path.exists():
-        return IngestResult(tfrecord_path, report_path, previous["class_names"], previous["counts"],
-                            previous["skipped"], previous["changed"], reused=True)
-    duplicates = find_duplicates(data_dir, files)
-    skipped.extend({"file": rel, "reason": reason} for rel, reason in sorted(duplicates.items()))
-    files = [(rel, class_name) for rel, class_name in files if rel not in duplicates]
+    if previous and previous.get("fingerprint") == fingerprint and is_ingested(out_dir):
+        return IngestResult(tfrecord_paths, report_path, previous["class_names"], previous["counts"],
+                            previous["skipped"], previous["changed"], reused=True,
+                            sources=previous["sources"], held_out=previous["held_out"])
+    duplicates = find_duplicates([(f.name, f.path, f.class_name) for f in files])
+    skipped.extend({"file": name, "reason": reason} for name, reason in sorted(duplicates.items()))
+    files = [f for f in files if f.name not in duplicates]
 
     import tensorflow as tf  # only when there is something to write
 
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {name: 0 for name in class_names}
+    per_source = {s.name: {split: {} for split in features.SPLITS} for s in sources}
     label_of = {name: index for index, name in enumerate(class_names)}
     changed: list[dict] = []
 
-    def write(tmp_path):
-        with tf.io.TFRecordWriter(tmp_path, options="GZIP") as writer:
-            for rel, class_name, png, info in _normalised(data_dir, files, workers, progress):
+    def write(tmp_paths):
+        writers = {split: tf.io.TFRecordWriter(tmp, options="GZIP") for split, tmp in tmp_paths.items()}
+        try:
+            for f, png, info in _normalised(files, workers, progress):
                 if png is None:
-                    skipped.append({"file": rel, "reason": info})
+                    skipped.append({"file": f.name, "reason": info})
                     continue
                 if info:
-                    changed.append({"file": rel, "changes": info})
-                counts[class_name] += 1
-                writer.write(_example(png, label_of[class_name], class_name, rel))
+                    changed.append({"file": f.name, "changes": info})
+                counts[f.class_name] += 1
+                split = split_of(f.source, f.rel)
+                tally = per_source[f.source.name][split]
+                tally[f.class_name] = tally.get(f.class_name, 0) + 1
+                writers[split].write(_example(png, label_of[f.class_name], f.class_name, f.name, f.source.name))
+        finally:
+            for writer in writers.values():
+                writer.close()
         empty = [name for name, n in counts.items() if n == 0]
         if empty:
             raise IngestError(
@@ -309,15 +423,21 @@ def ingest(data_dir: Path | str, out_dir: Path | str, workers: int | None = None
                 + f"; each class needs at least {MIN_IMAGES_PER_CLASS} so that both the train and the eval "
                 "split hold it", skipped)
 
-    _atomic_write(tfrecord_path, write)
+    _atomic_write(tfrecord_paths, write)
+    old = out_dir / _OLD_TFRECORD_NAME
+    if old.exists():  # ImportExampleGen must not read both layouts
+        old.unlink()
     report = {"data_dir": str(data_dir.resolve()), "fingerprint": fingerprint,
               "class_names": class_names, "counts": counts, "examples": sum(counts.values()),
+              "sources": per_source,
+              "held_out": [s.name for s in sources if s.held_out],
               "skipped": skipped, "changed": changed}
-    _atomic_write(report_path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
-    return IngestResult(tfrecord_path, report_path, class_names, counts, skipped, changed, reused=False)
+    _atomic_write({"report": report_path}, lambda tmp: Path(tmp["report"]).write_text(json.dumps(report, indent=2)))
+    return IngestResult(tfrecord_paths, report_path, class_names, counts, skipped, changed, reused=False,
+                        sources=per_source, held_out=report["held_out"])
 
 
-def _example(png: bytes, label: int, class_name: str, rel: str) -> bytes:
+def _example(png: bytes, label: int, class_name: str, name: str, source: str) -> bytes:
     import tensorflow as tf
 
     def _bytes(value: bytes):
@@ -327,7 +447,8 @@ def _example(png: bytes, label: int, class_name: str, rel: str) -> bytes:
         features.IMAGE_KEY: _bytes(png),
         features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         features.CLASS_NAME_KEY: _bytes(class_name.encode()),
-        features.FILENAME_KEY: _bytes(rel.encode()),
+        features.FILENAME_KEY: _bytes(name.encode()),
+        features.SOURCE_KEY: _bytes(source.encode()),
     })).SerializeToString(deterministic=True)  # sorted map keys: reproducible bytes
 
 
@@ -344,6 +465,11 @@ def format_report(result: IngestResult, limit: int = 20) -> str:
     lines = [f"ingested {sum(result.counts.values())} images "
              f"({', '.join(f'{n} {c}' for c, n in result.counts.items())})"
              + (" - input unchanged, previous TFRecords kept" if result.reused else "")]
+    if len(result.sources) > 1:
+        for name, splits in result.sources.items():
+            train, held = sum(splits["train"].values()), sum(splits["eval"].values())
+            lines.append(f"  {name:<22} {train:>4} train {held:>4} eval"
+                         + ("  (held out: the gate's unseen art)" if name in result.held_out else ""))
     if result.skipped:
         lines.append(f"{len(result.skipped)} file(s) skipped:")
         for row in result.skipped[:limit]:

@@ -37,23 +37,37 @@ def _quiet_tensorflow() -> None:
 def cmd_generate(args) -> int:
     from data import emoji_faces
 
+    wide = args.family == "wide"  # each family's defaults: the committed set
+    out = args.out or (emoji_faces.WIDE_DIR if wide else emoji_faces.DEFAULT_DIR)
+    count = args.count or (emoji_faces.WIDE_COUNT if wide else emoji_faces.DEFAULT_COUNT)
+    seed = args.seed if args.seed is not None else (emoji_faces.WIDE_SEED if wide else emoji_faces.DEFAULT_SEED)
     try:
-        emoji_faces.generate(args.out, args.count, args.seed, classes=args.classes)
+        emoji_faces.generate(out, count, seed, classes=args.classes, family=args.family)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.count} faces ({args.count // len(args.classes)} per class: "
-          f"{', '.join(args.classes)}) to {args.out}")
+    print(f"wrote {count} {args.family} faces ({count // len(args.classes)} per class: "
+          f"{', '.join(args.classes)}) to {out}")
     return 0
 
 
-def _ingest(data_dir: Path, out_dir: Path):
+def _sources(data: list | None, held_out: list):
+    """--data folders (default: the generated faces and the real-emoji pack,
+    Noto held out) and --held-out folders -> ingestion Sources."""
+    from data import ingest
+
+    if data is None:
+        return ingest.default_sources(configs.HELD_OUT_SOURCES) + [ingest.Source.of(d, True) for d in held_out]
+    return [ingest.Source.of(d) for d in data] + [ingest.Source.of(d, True) for d in held_out]
+
+
+def _ingest(sources, out_dir: Path):
     """Runs ingestion and prints its report; returns the IngestResult, or None
     after printing why the data cannot be used."""
     from data import ingest
 
     try:
-        result = ingest.ingest(data_dir, out_dir)
+        result = ingest.ingest(sources, out_dir)
     except ingest.IngestError as e:
         if e.skipped:  # every other problem too, so one round of fixes is enough
             print(f"{len(e.skipped)} other file(s) could not be used:", file=sys.stderr)
@@ -67,7 +81,14 @@ def _ingest(data_dir: Path, out_dir: Path):
 
 def cmd_ingest(args) -> int:
     _quiet_tensorflow()
-    return 0 if _ingest(args.data, args.out) else EXIT_FAILED
+    from data import ingest
+
+    try:
+        sources = _sources(args.data, args.held_out)
+    except ingest.IngestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0 if _ingest(sources, args.out) else EXIT_FAILED
 
 
 def _unwritable(folder: Path) -> str:
@@ -98,11 +119,14 @@ def _check_run_args(parser, args) -> None:
             problem = _unwritable(folder)
             if problem:
                 parser.error(f"{flag} {folder}: {problem}; give a folder you can write to")
-    if args.data is not None and not args.data.is_dir():
-        parser.error(f"--data {args.data}: no such folder (give a folder with one sub-folder per class)")
+    for flag, folders in (("--data", args.data or []), ("--held-out", args.held_out)):
+        for folder in folders:
+            if not folder.is_dir():
+                parser.error(f"{flag} {folder}: no such folder (give a folder with one sub-folder per class)")
     if args.tfrecords is not None:
-        if args.data is not None:
-            parser.error("give --data (images to ingest) or --tfrecords (examples made elsewhere), not both")
+        if args.data is not None or args.held_out:
+            parser.error("give --data/--held-out (images to ingest) or --tfrecords (examples made elsewhere), "
+                         "not both")
         if not sorted(args.tfrecords.glob("*.tfrecord.gz")):
             parser.error(f"--tfrecords {args.tfrecords}: no *.tfrecord.gz files there (GZIP TFRecords of "
                          f"tf.Examples with image, label, class_name and filename features)")
@@ -126,31 +150,40 @@ def cmd_run(args) -> int:
 
 
 def _run_locked(args, paths, started) -> int:
+    from data import ingest
     from pipeline import run_summary
 
     if args.tfrecords is not None:  # made elsewhere: validation alone vouches for them
         examples_dir, class_names = args.tfrecords.resolve(), args.classes or list(configs.DEFAULT_CLASSES)
+        # `happysad ingest --out` output keeps its split and held-out sources.
+        presplit = ingest.is_ingested(examples_dir)
+        held_out = ingest.held_out_sources(examples_dir) if presplit else []
         print(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
     else:
-        data_dir = args.data
-        if data_dir is None:
+        if args.data is None:
             from data import emoji_faces
 
-            data_dir = emoji_faces.DEFAULT_DIR
-            if not data_dir.is_dir():
-                print(f"generating the default faces in {data_dir}")
-                emoji_faces.generate(data_dir)
-        ingested = _ingest(data_dir, paths.examples_dir)
+            if not emoji_faces.DEFAULT_DIR.is_dir():
+                print(f"generating the default faces in {emoji_faces.DEFAULT_DIR}")
+                emoji_faces.generate(emoji_faces.DEFAULT_DIR)
+        try:
+            sources = _sources(args.data, args.held_out)
+        except ingest.IngestError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        ingested = _ingest(sources, paths.examples_dir)
         if not ingested:
             return EXIT_FAILED
         examples_dir, class_names = paths.examples_dir, args.classes or ingested.class_names
+        presplit, held_out = True, ingested.held_out
     training = configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
                                       learning_rate=args.learning_rate, augment=args.augment)
     print(f"running pipeline {configs.PIPELINE_NAME} ({args.runner} orchestrator), "
           f"root {paths.pipeline_root}")
     try:
         summary = local_runner.run_pipeline(
-            paths, class_names, runner=args.runner, examples_dir=examples_dir, training=training,
+            paths, class_names, runner=args.runner, examples_dir=examples_dir, presplit=presplit,
+            held_out_sources=held_out, training=training,
             beam_args=args.beam_arg, enable_cache=not args.no_cache)
     except local_runner.PipelineFailed as e:
         if e.node == DATA_GATE and e.summary is not None:
@@ -280,7 +313,8 @@ def cmd_compile(args) -> int:
     with progress.console_to_log(str(log)):  # the user-code wheel build is chatty
         spec = kubeflow_v2_runner.compile_spec(
             str(args.out), pipeline_root=args.pipeline_root, examples_dir=args.examples_dir,
-            serving_dir=args.serving_dir, class_names=classes, image=args.image, beam_args=args.beam_arg)
+            serving_dir=args.serving_dir, class_names=classes, held_out_sources=args.held_out_source,
+            image=args.image, beam_args=args.beam_arg)
     tasks = sorted(spec["pipelineSpec"]["root"]["dag"]["tasks"])
     print(f"wrote {args.out}: a Kubeflow Pipelines v2 / Vertex AI pipeline spec with {len(tasks)} tasks "
           f"({', '.join(tasks)}); image {args.image}; build log {log}")
@@ -305,30 +339,44 @@ def _class_list(text: str) -> list:
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _add_data_flags(parser) -> None:
+    parser.add_argument("--data", type=Path, action="append", default=None, metavar="DIR",
+                        help="class-per-folder image folder, repeatable: the first one's sub-folders are the "
+                        "class set, each folder is a `source` (default: the generated faces in data/emoji_faces "
+                        "plus the real-emoji sets in data/real_emoji, Noto held out)")
+    parser.add_argument("--held-out", type=Path, action="append", default=[], metavar="DIR",
+                        help="class-per-folder images the model never trains on, repeatable: all go to eval, "
+                        "and the gate needs each folder's accuracy to reach its floor")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS
+    from data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS, FAMILIES
 
     parser = argparse.ArgumentParser(prog="happysad", description="Happy/sad emoji TFX pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate the synthetic emoji faces")
-    gen.add_argument("--out", type=Path, default=DEFAULT_DIR, help="folder to write (default: %(default)s)")
-    gen.add_argument("--count", type=int, default=DEFAULT_COUNT,
-                     help="total faces, a multiple of the class count (default: %(default)s)")
+    gen.add_argument("--family", choices=sorted(FAMILIES), default="classic",
+                     help="classic: the seed's faces; wide: every style of the vendors' art (default: %(default)s)")
+    gen.add_argument("--out", type=Path, default=None,
+                     help=f"folder to write (default: {DEFAULT_DIR}, or data/emoji_faces_wide for wide)")
+    gen.add_argument("--count", type=int, default=None,
+                     help=f"total faces, a multiple of the class count (default: {DEFAULT_COUNT}, 200 for wide)")
     gen.add_argument("--classes", type=_class_list, default=list(CLASS_NAMES), metavar="A,B,...",
                      help=f"expressions to draw, from {','.join(EXPRESSIONS)} (default: happy,sad)")
-    gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=None,
+                     help=f"random seed (default: {DEFAULT_SEED}, or the wide set's)")
     gen.set_defaults(func=cmd_generate)
 
-    ing = sub.add_parser("ingest", help="turn a class-per-folder image tree into TFRecords")
-    ing.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
-    ing.add_argument("--out", type=Path, required=True, help="folder for images.tfrecord.gz and the report")
+    ing = sub.add_parser("ingest", help="turn class-per-folder image trees into train/eval TFRecords")
+    _add_data_flags(ing)
+    ing.add_argument("--out", type=Path, required=True,
+                     help="folder for train.tfrecord.gz, eval.tfrecord.gz and the report")
     ing.set_defaults(func=cmd_ingest)
 
     defaults = configs.TrainingConfig()
     run = sub.add_parser("run", help="ingest the images and run the TFX pipeline")
-    run.add_argument("--data", type=Path, default=None,
-                     help="class-per-folder image folder (default: the generated faces in data/emoji_faces)")
+    _add_data_flags(run)
     run.add_argument("--tfrecords", type=Path, default=None, metavar="DIR",
                      help="skip ingestion: run on the *.tfrecord.gz tf.Examples in DIR")
     run.add_argument("--classes", type=_class_list, default=None,
@@ -342,9 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: %(default)s)")
     run.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                      help="Adam learning rate (default: %(default)s)")
-    run.add_argument("--augment", action="store_true",
-                     help="random flips/rotation/zoom/contrast on the training split (off by default: "
-                     "see the README's measurement)")
+    run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=defaults.augment,
+                     help="random flips/rotation/zoom/contrast on the training split (default: on; see the "
+                     "README's transfer table)")
     run.add_argument("--pipeline-root", type=Path, default=None,
                      help="artefacts, ML Metadata and logs (default: ./pipeline_output)")
     run.add_argument("--serving-dir", type=Path, default=None,
@@ -412,7 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="shared storage for artefacts, e.g. gs://BUCKET/happysad (the Trainer's wheel is "
                       "uploaded there now)")
     comp.add_argument("--examples-dir", required=True, metavar="URI",
-                      help="shared storage holding the *.tfrecord.gz (`happysad ingest --out` then copy)")
+                      help="shared storage holding train.tfrecord.gz and eval.tfrecord.gz "
+                      "(`happysad ingest --out` then copy)")
+    comp.add_argument("--held-out-source", action="append", default=[], metavar="NAME",
+                      help="a `source` in the examples the model never trained on (ingested with --held-out); "
+                      "the gate needs its accuracy to reach its floor. Repeatable")
     comp.add_argument("--serving-dir", required=True, metavar="URI", help="where blessed models are pushed")
     comp.add_argument("--classes", type=_class_list, default=None, metavar="A,B,...",
                       help="the class set (default: happy,sad)")

@@ -10,11 +10,17 @@ PIPELINE_NAME = "happysad"
 DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes
 MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>/<version>/
 
-# ExampleGen: a reproducible 4:1 train/eval split, hashed on the file name so
-# an image stays in its split whatever else changes in the folder.
-TRAIN_BUCKETS = 4
-EVAL_BUCKETS = 1
+# ExampleGen, for TFRecords made elsewhere (ingestion splits its own the same
+# way): a reproducible 4:1 train/eval split, hashed on the file name so an
+# image stays in its split whatever else changes in the folder.
+TRAIN_BUCKETS = features.HASH_BUCKETS - features.EVAL_BUCKETS
+EVAL_BUCKETS = features.EVAL_BUCKETS
 SPLIT_FEATURE = features.FILENAME_KEY
+
+# The default run's real-emoji set the model never trains on: the gate's
+# unseen art. Noto, because the other sets cover its style best (left out of
+# training it costs the least); see the README's transfer table.
+HELD_OUT_SOURCES = ("noto",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +32,9 @@ class TrainingConfig:
     threshold: float = 0.999  # stop once epoch training accuracy reaches this
     seed: int = 42
     learning_rate: float = 1e-3
-    augment: bool = False  # random flips/rotation/zoom/contrast on the training split
+    # Random flips/rotation/zoom/contrast on the training split: with them the
+    # model reads art styles it never trained on far better (README).
+    augment: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +52,10 @@ class GateConfig:
 
     min_accuracy: float = 0.75
     min_auc: float = 0.9
+    # On each held-out source (real art the model never trained on; 28 faces,
+    # ~0.036 a face). The default run measured 0.96-1.0 over 5 seeds, while a
+    # model trained on the generated faces alone scores 0.5-0.8 on real sets.
+    min_unseen_accuracy: float = 0.9
     # Against the last blessed model: accuracy may not drop by more than this
     # (one eval image is ~0.06, so a 1e-6 tolerance means "no regression").
     max_accuracy_drop: float = 1e-6

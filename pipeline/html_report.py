@@ -54,12 +54,12 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def _table(headers, rows, numeric=()) -> str:
+def _table(headers, rows, numeric=(), table_id: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(
         f"<td class=num>{_e(c)}</td>" if i in numeric else f"<td>{c if isinstance(c, _Raw) else _e(c)}</td>"
         for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table{f' id={table_id}' if table_id else ''}><tr>{head}</tr>{body}</table>"
 
 
 class _Raw(str):
@@ -147,7 +147,14 @@ def _metrics(s) -> str:
              for name, v in sorted(s.class_metrics.items())]
     verdict = ("<p class=ok>Blessed.</p>" if s.blessed else
                "<p class=bad>Not blessed:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in s.failed_thresholds) + "</ul>")
-    return "<h2>Evaluation (eval split)</h2>" + _table(["slice", "examples", "accuracy", "AUC"], rows, {1, 2, 3}) + verdict
+    sources = run_summary.source_rows(s)
+    by_source = "" if not sources else "<h3>By source</h3>" + _table(
+        ["source", "examples", "accuracy", "gate"],
+        [(name, count, num(acc), "trained on" if floor is None else
+          f"held out: never trained on; needs >= {floor:g}" + ("" if acc is not None and acc >= floor else " - FAILED"))
+         for name, count, acc, floor in sources], {1, 2}, table_id="sources")
+    return ("<h2>Evaluation (eval split)</h2>" + _table(["slice", "examples", "accuracy", "AUC"], rows, {1, 2, 3})
+            + by_source + verdict)
 
 
 def _samples(examples_uri) -> str:

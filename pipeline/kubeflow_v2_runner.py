@@ -20,9 +20,11 @@ DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.16.0"  # replace with an image that
 
 
 def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, serving_dir: str,
-                 class_names: Sequence[str], image: str = DEFAULT_IMAGE, beam_args: Sequence[str] = (),
+                 class_names: Sequence[str], held_out_sources: Sequence[str] = (),
+                 image: str = DEFAULT_IMAGE, beam_args: Sequence[str] = (),
                  training: configs.TrainingConfig = configs.TrainingConfig()) -> dict:
-    """Writes the KFP v2 pipeline job spec to out_file and returns it."""
+    """Writes the KFP v2 pipeline job spec to out_file and returns it.
+    examples_dir holds `happysad ingest --out` output (its train and eval files)."""
     import os
 
     from tfx import v1 as tfx
@@ -39,6 +41,8 @@ def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, servin
         module_file=TRAINER_MODULE_FILE,
         serving_model_dir=f"{serving_dir.rstrip('/')}/{configs.MODEL_NAME}",
         class_names=class_names,
+        presplit=True,
+        held_out_sources=held_out_sources,
         training=training,
         beam_pipeline_args=list(beam_args),  # e.g. --runner=DataflowRunner --project=... --region=...
         builtin_resolvers=True,  # the only resolver strategies the KFP v2 compiler accepts

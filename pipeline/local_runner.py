@@ -2,7 +2,7 @@
 
 Layout under the pipeline root (default ./pipeline_output):
   metadata.sqlite              ML Metadata of every run
-  tfrecords/                   ingested images (images.tfrecord.gz, ingest_report.json)
+  tfrecords/                   ingested images (train/eval.tfrecord.gz, ingest_report.json)
   schema/schema-<hash>.pbtxt   the curated schema fitted to the run's class set
   logs/run-<time>.log          the full log of each run
   <Component>/<output>/<id>/   the artefacts TFX writes
@@ -67,13 +67,15 @@ def make_paths(pipeline_root: Optional[Path] = None, serving_dir: Optional[Path]
 
 
 def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "beam",
-                 examples_dir: Optional[Path] = None,
+                 examples_dir: Optional[Path] = None, presplit: bool = True,
+                 held_out_sources: Sequence[str] = (),
                  training: configs.TrainingConfig = configs.TrainingConfig(),
                  gate: configs.GateConfig = configs.GateConfig(),
                  validation: configs.ValidationConfig = configs.ValidationConfig(),
                  beam_args: Sequence[str] = (), enable_cache: bool = True, progress=None):
     """Runs the pipeline over examples_dir (default paths.examples_dir, where
-    ingestion writes) and returns its RunSummary.
+    ingestion writes; presplit: in ingestion's split files) and returns its
+    RunSummary. held_out_sources are gated on as unseen art.
 
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
@@ -97,6 +99,8 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         module_file=TRAINER_MODULE_FILE,
         serving_model_dir=str(paths.model_push_dir),
         class_names=class_names,
+        presplit=presplit,
+        held_out_sources=held_out_sources,
         training=training,
         gate=gate,
         validation=validation,

@@ -33,21 +33,28 @@ def _overall(threshold: tfma.MetricThreshold) -> list:
     return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
 
-def _eval_config(gate: configs.GateConfig, num_classes: int) -> tfma.EvalConfig:
+def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: Sequence[str] = ()) -> tfma.EvalConfig:
     """Two classes: binary accuracy and AUC gate the model. Three or more:
     categorical accuracy does (AUC has no single multi-class value), and
-    per-class recall is reported."""
+    per-class recall is reported. Metrics are sliced by class and by source;
+    the accuracy on each held-out source (art the model never trained on)
+    must reach gate.min_unseen_accuracy: our own faces alone would bless a
+    model that reads real emoji at chance."""
     no_regression = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                                                 absolute={"value": -gate.max_accuracy_drop})
 
     def at_least(bound: float) -> tfma.GenericValueThreshold:
         return tfma.GenericValueThreshold(lower_bound={"value": bound})
 
+    # A held-out source missing from the eval data fails the gate (TFMA: missing slice).
+    unseen = [tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec(feature_values={features.SOURCE_KEY: name}) for name in held_out_sources],
+        threshold=tfma.MetricThreshold(value_threshold=at_least(gate.min_unseen_accuracy)))] if held_out_sources else []
     if num_classes == 2:
         metrics_specs = [tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
             tfma.MetricConfig(class_name="BinaryAccuracy", per_slice_thresholds=_overall(tfma.MetricThreshold(
-                value_threshold=at_least(gate.min_accuracy), change_threshold=no_regression))),
+                value_threshold=at_least(gate.min_accuracy), change_threshold=no_regression)) + unseen),
             tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_overall(tfma.MetricThreshold(
                 value_threshold=at_least(gate.min_auc)))),
             tfma.MetricConfig(class_name="Precision"),
@@ -60,7 +67,7 @@ def _eval_config(gate: configs.GateConfig, num_classes: int) -> tfma.EvalConfig:
                 tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
                                   per_slice_thresholds=_overall(tfma.MetricThreshold(
                                       value_threshold=at_least(gate.min_accuracy),
-                                      change_threshold=no_regression))),
+                                      change_threshold=no_regression)) + unseen),
             ]),
             tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Recall")],
                              binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))})),
@@ -68,7 +75,8 @@ def _eval_config(gate: configs.GateConfig, num_classes: int) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=features.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
                                     prediction_key=features.EVAL_PREDICTION_KEY)],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY]),
+                       tfma.SlicingSpec(feature_keys=[features.SOURCE_KEY])],
         metrics_specs=metrics_specs,
     )
 
@@ -108,9 +116,16 @@ def _resolver(builtin: bool, strategy, producer, pipeline_name: str, **channels)
     return node
 
 
-def import_example_gen(examples_dir: str) -> tfx.components.ImportExampleGen:
-    """ImportExampleGen over the *.tfrecord.gz in examples_dir (ingestion's report
-    sits beside them), split 4:1 into train/eval by a hash of the file name."""
+def import_example_gen(examples_dir: str, presplit: bool) -> tfx.components.ImportExampleGen:
+    """ImportExampleGen over examples_dir. presplit: ingestion's train and eval
+    files, as they are (ingestion split them, holding out whole sources).
+    Otherwise every *.tfrecord.gz there (made elsewhere), split 4:1 into
+    train/eval by a hash of the file name."""
+    if presplit:
+        return tfx.components.ImportExampleGen(
+            input_base=examples_dir,
+            input_config=tfx.proto.Input(splits=[
+                tfx.proto.Input.Split(name=split, pattern=f"{split}.tfrecord.gz") for split in features.SPLITS]))
     return tfx.components.ImportExampleGen(
         input_base=examples_dir,
         input_config=tfx.proto.Input(splits=[
@@ -131,6 +146,8 @@ def create_pipeline(
     module_file: str,
     serving_model_dir: str,
     class_names: Sequence[str],
+    presplit: bool = False,
+    held_out_sources: Sequence[str] = (),
     training: configs.TrainingConfig = configs.TrainingConfig(),
     gate: configs.GateConfig = configs.GateConfig(),
     validation: configs.ValidationConfig = configs.ValidationConfig(),
@@ -141,12 +158,14 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
-    examples_dir holds GZIP TFRecords of tf.Examples (`*.tfrecord.gz`);
+    examples_dir holds GZIP TFRecords of tf.Examples: ingestion's split files
+    (presplit) or any `*.tfrecord.gz`; held_out_sources are the `source`
+    values the model never trained on, each gated by gate.min_unseen_accuracy;
     schema_file is the curated schema for class_names (pipeline/schema.py);
     serving_model_dir is where blessed models land as <dir>/<version>/;
     builtin_resolvers picks TFX's own resolver strategies (see _resolver).
     """
-    example_gen = import_example_gen(examples_dir)
+    example_gen = import_example_gen(examples_dir, presplit)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     # With the schema, TFDV treats the image as bytes (sizes, not top values).
     statistics_gen = tfx.components.StatisticsGen(
@@ -215,7 +234,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
-        eval_config=_eval_config(gate, len(class_names)),
+        eval_config=_eval_config(gate, len(class_names), held_out_sources),
     )
     # InfraValidator's job without Docker: the session-based loader TF Serving uses.
     serving_check = ServingCheck(

@@ -218,6 +218,7 @@ def format_inspection(inspection: Inspection) -> str:
         for name, values in sorted(s.class_metrics.items()):
             lines.append(f"    {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())
                                                       if k in run_summary.CLASS_METRICS))
+        lines.extend("  " + line for line in run_summary.format_sources(s))
     lines.append("  blessed: " + {None: "not evaluated", True: "yes", False: "NO"}[s.blessed])
     lines.extend(f"    {reason}" for reason in s.failed_thresholds)
     lines.append(f"  pushed: {s.pushed_dir} (version {s.pushed_version})" if s.pushed_dir else "  pushed: nothing")

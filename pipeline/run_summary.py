@@ -13,6 +13,8 @@ from typing import Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.trainer import features
+
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
 ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")  # 2 classes / 3 or more
 CLASS_METRICS = (*ACCURACY_METRICS, "example_count")
@@ -49,6 +51,8 @@ class RunSummary:
     anomalies: dict = dataclasses.field(default_factory=dict)  # validator node -> [Anomaly]
     serving_check: Optional[dict] = None  # ServingCheck's serving_check.json
     label_drift: dict = dataclasses.field(default_factory=dict)  # split -> L-inf distance to the previous run
+    source_metrics: dict = dataclasses.field(default_factory=dict)  # source -> metrics
+    held_out: dict = dataclasses.field(default_factory=dict)  # held-out source -> the accuracy it must reach
     log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
@@ -227,13 +231,37 @@ def _add_evaluation(summary: RunSummary) -> None:
             summary.metrics = values
         elif "class_name" in slice_keys:
             summary.class_metrics[str(slice_keys["class_name"])] = values
+        elif features.SOURCE_KEY in slice_keys:
+            summary.source_metrics[str(slice_keys[features.SOURCE_KEY])] = values
+    summary.held_out = held_out_floors(evaluation[0].uri)
     validation = tfma.load_validation_result(evaluation[0].uri)
     for per_slice in validation.metric_validations_per_slice:
+        where = ", ".join(f"{k.column}={k.bytes_value.decode() if k.HasField('bytes_value') else k.int64_value}"
+                          for k in per_slice.slice_key.single_slice_keys)
         for failure in per_slice.failures:
             what = "change vs last blessed model" if failure.metric_key.is_diff else "value"
             summary.failed_thresholds.append(
                 f"{failure.metric_key.name} {what} {failure.metric_value.double_value.value:.4g} "
-                f"does not meet {_threshold_text(failure.metric_threshold)}")
+                f"does not meet {_threshold_text(failure.metric_threshold)}"
+                + (f" on {where} (held-out art the model never trained on)" if where else ""))
+    for missing in validation.missing_slices:
+        summary.failed_thresholds.append(f"no eval examples for the gated slice {dict(missing.feature_values)}")
+
+
+def held_out_floors(evaluation_uri: str) -> dict:
+    """{held-out source: the accuracy it must reach}, from the Evaluator's own config."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    floors = {}
+    for spec in eval_config.metrics_specs if eval_config else []:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                for slicing in per_slice.slicing_specs:
+                    if features.SOURCE_KEY in slicing.feature_values:
+                        floors[slicing.feature_values[features.SOURCE_KEY]] = \
+                            per_slice.threshold.value_threshold.lower_bound.value
+    return floors
 
 
 def _threshold_text(threshold) -> str:
@@ -268,6 +296,26 @@ def _add_push(summary: RunSummary) -> None:
         summary.pushed_version = props["pushed_version"].string_value
 
 
+def source_rows(summary: RunSummary) -> list:
+    """(source, examples, accuracy, floor or None) per source, held-out ones first."""
+    rows = [(name, int(values.get("example_count", 0)), accuracy(values), summary.held_out.get(name))
+            for name, values in summary.source_metrics.items()]
+    return sorted(rows, key=lambda r: (r[3] is None, r[0]))
+
+
+def format_sources(summary: RunSummary) -> list:
+    """The per-source accuracy table (eval split), held-out sources marked with their floor."""
+    rows = source_rows(summary)
+    if not rows:
+        return []
+    lines = ["  by source (eval split):  examples  accuracy"]
+    for name, count, acc, floor in rows:
+        mark = "" if floor is None else f"  held out: never trained on; gate >= {floor:g}" + (
+            "" if acc is not None and acc >= floor else "  FAILED")
+        lines.append(f"    {name:<22} {count:>8}  {acc if acc is not None else float('nan'):8.3f}{mark}")
+    return lines
+
+
 def format_summary(summary: RunSummary) -> str:
     """The human-readable end of `happysad run`."""
     lines = [f"run {summary.run_id}", "  component                       state      seconds"]
@@ -298,6 +346,7 @@ def format_summary(summary: RunSummary) -> str:
         for name, values in sorted(summary.class_metrics.items()):
             lines.append(f"  {name}: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in sorted(values.items()) if k in CLASS_METRICS))
+        lines.extend(format_sources(summary))
     if summary.blessed is not None:
         lines.append("blessed: yes" if summary.blessed else "blessed: NO - the model failed the gate:")
         lines.extend(f"  {reason}" for reason in summary.failed_thresholds)

@@ -6,7 +6,16 @@ Kept free of TensorFlow at import time: ingestion's worker processes import it.
 IMAGE_KEY = "image"  # PNG bytes
 LABEL_KEY = "label"  # int64 class index, classes in alphabetical order
 CLASS_NAME_KEY = "class_name"  # the class folder's name
-FILENAME_KEY = "filename"  # source path relative to the data folder
+FILENAME_KEY = "filename"  # path relative to the data folder (<source>/<path> when several)
+SOURCE_KEY = "source"  # where the image came from: GENERATED_SOURCE, a vendor, a folder name
+GENERATED_SOURCE = "generated"  # the generator's faces
+
+# Ingestion's train/eval split: 1 of every HASH_BUCKETS files (by a hash of
+# its source and name) goes to eval, the rest to train; held-out sources go
+# to eval whole.
+SPLITS = ("train", "eval")
+HASH_BUCKETS = 5
+EVAL_BUCKETS = 1
 
 SERVING_SIGNATURE = "serving_default"  # encoded image bytes -> probabilities, class_index, class_name
 CLASSIFY_SIGNATURE = "classify"  # serialized tf.Example (`inputs`) -> classes, scores

@@ -2,14 +2,18 @@
 
 A script that prints figures (not a test). Two tables, happy vs sad, medians
 over seeds, with the Trainer's recipe (the reference CNN, stop at 0.999
-training accuracy, at most 15 epochs, batch 10) on the same in-graph decoder:
+training accuracy, at most 15 epochs, batch 10, shuffled every epoch, with the
+Trainer's augmentation unless --no-augment) on the same in-graph decoder:
 
 1. generator-only: trained on the generated faces, scored on every real set;
 2. leave-one-vendor-out: trained on the generated faces plus every other
    vendor's sets, scored on the sets of the vendor left out (Fluent's flat,
    modern and high-contrast sets are one vendor: they share their drawings).
 
-    .venv/bin/python tests/benchmarks/transfer_benchmark.py [--seeds 3] [--generated DIR] [--json OUT]
+The generated faces are the default run's: the classic 80 and the wide
+family's committed set (--generated DIR, repeatable, to try others).
+
+    .venv/bin/python tests/benchmarks/transfer_benchmark.py [--seeds 3] [--generated DIR]... [--json OUT]
 """
 from __future__ import annotations
 
@@ -41,18 +45,31 @@ def load_folder(folder: Path):
     return np.stack(images), np.array(labels, dtype=np.float32)
 
 
-def train_and_score(train, tests: dict, seed: int) -> dict:
-    """Trains the reference CNN on `train` and returns {name: accuracy} on each of `tests`."""
+def concat(parts):
+    import numpy as np
+
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list) -> dict:
+    """Trains the reference CNN on `train` as the Trainer does and returns {name: accuracy}
+    on each of `tests`; appends the epoch it stopped at (None: not reached) to `epochs`."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     import emoji_cnn
 
     keras.utils.set_random_seed(seed)
     model = emoji_cnn.build_model()
     x, y = train
-    model.fit(x, y, batch_size=10, epochs=15, shuffle=True, verbose=0,
-              callbacks=[emoji_cnn.StopAtAccuracy(0.999)])
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed).batch(10)
+    if augment:
+        augmenter = emoji_cnn.augmentation(seed)
+        data = data.map(lambda images, labels: (augmenter(images, training=True), labels))
+    stop = emoji_cnn.StopAtAccuracy(0.999)
+    model.fit(data, epochs=15, verbose=0, callbacks=[stop])
+    epochs.append(stop.stopped_epoch)
     scores = {}
     for name, (tx, ty) in tests.items():
         predicted = (model.predict(tx, verbose=0)[:, 0] >= 0.5).astype(np.float32)
@@ -61,38 +78,40 @@ def train_and_score(train, tests: dict, seed: int) -> dict:
 
 
 def main() -> None:
-    import numpy as np
-
     from data import emoji_faces, real_emoji_pack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--generated", type=Path, default=emoji_faces.DEFAULT_DIR,
-                        help="the generated training faces (default: the committed 80)")
+    parser.add_argument("--generated", type=Path, action="append", default=None, metavar="DIR",
+                        help="generated training faces, repeatable (default: the classic 80 and the wide set)")
+    parser.add_argument("--no-augment", action="store_true", help="train without the Trainer's augmentation")
     parser.add_argument("--generator-only", action="store_true", help="skip the leave-one-vendor-out table")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    folders = args.generated or [emoji_faces.DEFAULT_DIR, emoji_faces.WIDE_DIR]
+    augment = not args.no_augment
 
     started = time.monotonic()
-    generated = load_folder(args.generated)
+    generated = concat([load_folder(folder) for folder in folders])
     sets = {p.name: load_folder(p) for p in sorted(real_emoji_pack.PACK_DIR.iterdir()) if p.is_dir()}
-    print(f"generated: {len(generated[1])} faces from {args.generated}; real sets: "
-          + ", ".join(f"{n} {len(s[1])}" for n, s in sets.items()), flush=True)
+    print(f"generated: {len(generated[1])} faces from {', '.join(map(str, folders))}; real sets: "
+          + ", ".join(f"{n} {len(s[1])}" for n, s in sets.items())
+          + f"; augmentation {'on' if augment else 'off'}", flush=True)
     seeds = range(1, args.seeds + 1)
+    epochs = {"generator-only": [], "leave-one-vendor-out": []}
 
     only = {name: [] for name in sets}
     for seed in seeds:
-        for name, accuracy in train_and_score(generated, sets, seed).items():
+        for name, accuracy in train_and_score(generated, sets, seed, augment, epochs["generator-only"]).items():
             only[name].append(accuracy)
         print(f"  generator-only, seed {seed} done ({time.monotonic() - started:.0f} s)", flush=True)
 
     left_out = {name: [] for name in sets}
     for held_out in [] if args.generator_only else sorted({real_emoji_pack.vendor(n) for n in sets}):
         tests = {n: s for n, s in sets.items() if real_emoji_pack.vendor(n) == held_out}
-        others = [generated] + [s for n, s in sets.items() if n not in tests]
-        train = (np.concatenate([o[0] for o in others]), np.concatenate([o[1] for o in others]))
+        train = concat([generated] + [s for n, s in sets.items() if n not in tests])
         for seed in seeds:
-            for name, accuracy in train_and_score(train, tests, seed).items():
+            for name, accuracy in train_and_score(train, tests, seed, augment, epochs["leave-one-vendor-out"]).items():
                 left_out[name].append(accuracy)
         print(f"  left out vendor {held_out} done ({time.monotonic() - started:.0f} s)", flush=True)
 
@@ -103,10 +122,14 @@ def main() -> None:
         print(f"| {name} | {statistics.median(only[name]):.2f} ({', '.join(f'{a:.2f}' for a in only[name])}) | "
               + (f"{statistics.median(left_out[name]):.2f} ({', '.join(f'{a:.2f}' for a in left_out[name])}) |"
                  if left_out[name] else "- |"))
+    for name, stopped in epochs.items():
+        if stopped:
+            print(f"{name}: 0.999 reached at epochs {', '.join(str(e) for e in stopped)} (None: not within 15)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"generated": str(args.generated), "seeds": list(seeds),
-                                         "generator_only": only, "leave_one_out": left_out}, indent=2))
+        args.json.write_text(json.dumps({"generated": [str(f) for f in folders], "augment": augment,
+                                         "seeds": list(seeds), "generator_only": only, "leave_one_out": left_out,
+                                         "epochs": epochs}, indent=2))
 
 
 if __name__ == "__main__":

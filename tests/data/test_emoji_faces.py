@@ -76,16 +76,39 @@ def test_classes_match_in_colour_size_and_position():
     assert np.abs(happy[4:] - sad[4:]).max() < 1.5, (happy[4:], sad[4:])
 
 
-def test_a_pair_differs_only_around_the_mouth_brows_and_eyes():
-    style = emoji_faces.sample_style(np.random.default_rng(0))
+@pytest.mark.parametrize("family, seed", [("classic", 0), *(("wide", seed) for seed in range(20))])
+def test_a_pair_differs_only_around_the_mouth_brows_and_eyes(family, seed):
+    style = emoji_faces.FAMILIES[family](np.random.default_rng(seed))
     happy = np.asarray(emoji_faces.render_face(style, "happy").convert("RGBA"), dtype=np.int16)
     sad = np.asarray(emoji_faces.render_face(style, "sad").convert("RGBA"), dtype=np.int16)
     differs = np.abs(happy - sad).max(axis=2) > 0
     assert differs.any()
-    # the outer ring of the image (background and face rim) is identical
-    ring = np.ones_like(differs)
-    ring[20:130, 20:130] = False
-    assert not differs[ring].any()
+    # Everything off the face (background, props around it) is identical, and
+    # on it the rim: what differs sits inside 90% of the face's radius.
+    size = emoji_faces.IMAGE_SIZE
+    yy, xx = np.mgrid[0:size, 0:size]
+    distance = np.hypot(xx - style.center[0] * size, yy - style.center[1] * size) / (style.radius * size)
+    assert not differs[distance > 0.92].any(), distance[differs].max()
+
+
+def test_the_wide_family_draws_every_style_it_names():
+    styles = [emoji_faces.sample_wide_style(np.random.default_rng(seed)) for seed in range(300)]
+    assert {s.eye_style for s in styles} == {"dot", "oval", "highlight", "closed", "whites", "heart"}
+    assert {p for s in styles for p in s.props} == set(emoji_faces.PROPS)
+    assert any(s.face_rgb == (255, 255, 255) and s.feature_rgb == (0, 0, 0) for s in styles)  # line art
+    assert any(s.highlight > 0 for s in styles) and any(s.shadow for s in styles)
+    assert any(s.pixels for s in styles) and any(s.outline == 0 for s in styles)
+    depths = [s.mouth_depth for s in styles if s.mouth_style == "line"]
+    assert min(depths) < 0.15 and max(depths) > 0.4  # subtle curves and deep ones
+
+
+def test_the_committed_wide_set_regenerates_byte_for_byte(tmp_path):
+    emoji_faces.generate(tmp_path / "wide", emoji_faces.WIDE_COUNT, emoji_faces.WIDE_SEED, family="wide")
+    committed = emoji_faces.WIDE_DIR
+    assert _files(committed) == _files(tmp_path / "wide") and len(_files(committed)) == emoji_faces.WIDE_COUNT
+    mismatch = [str(rel) for rel in _files(committed)
+                if not filecmp.cmp(committed / rel, tmp_path / "wide" / rel, shallow=False)]
+    assert mismatch == []
 
 
 def test_more_expressions_share_each_style_and_differ_in_expression(tmp_path):

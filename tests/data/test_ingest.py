@@ -1,4 +1,4 @@
-"""Ingestion of odd image folders into one TFRecord file."""
+"""Ingestion of odd image folders, and of several sources, into train/eval TFRecord files."""
 import gzip
 import io
 import json
@@ -23,19 +23,26 @@ def _write(path, data: bytes):
     path.write_bytes(data)
 
 
-def _read_examples(path):
+def _read_examples(result, splits=("train", "eval")):
+    """{filename: example} over the result's split files; each example notes its split."""
     examples = []
-    for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP"):
-        ex = tf.train.Example.FromString(record.numpy())
-        f = ex.features.feature
-        examples.append({
+    for split in splits:
+        for record in tf.data.TFRecordDataset(str(result.tfrecord_paths[split]), compression_type="GZIP"):
+            examples.append(_decode(record.numpy(), split))
+    return {e["filename"]: e for e in examples}
+
+
+def _decode(record: bytes, split: str) -> dict:
+    f = tf.train.Example.FromString(record).features.feature
+    return {
             "image": np.asarray(Image.open(io.BytesIO(f["image"].bytes_list.value[0]))),
             "mode": Image.open(io.BytesIO(f["image"].bytes_list.value[0])).mode,
             "label": f["label"].int64_list.value[0],
             "class_name": f["class_name"].bytes_list.value[0].decode(),
             "filename": f["filename"].bytes_list.value[0].decode(),
-        })
-    return {e["filename"]: e for e in examples}
+            "source": f["source"].bytes_list.value[0].decode(),
+            "split": split,
+        }
 
 
 def _fill(root, per_class, classes=("happy", "sad")) -> list:
@@ -78,7 +85,7 @@ def odd_folder(tmp_path):
 def test_odd_images_are_normalised_and_broken_ones_reported(odd_folder, tmp_path):
     result = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
     assert result.class_names == ["happy", "sad"]  # alphabetical, hidden folder ignored
-    examples = _read_examples(result.tfrecord_path)
+    examples = _read_examples(result)
     assert sorted(examples) == sorted([
         "happy/rgba.png", "happy/gray.png", "happy/palette.png", "happy/big.jpg", "happy/cmyk.jpg",
         "happy/sixteen.png", "happy/nested/deeper/inner.png", "sad/plain.png",
@@ -124,7 +131,7 @@ def test_duplicates_are_reported_and_cross_class_copies_excluded(tmp_path):
     _write(root / "sad" / "c.png", c)
     fillers = _fill(root, per_class=4)
     result = ingest.ingest(root, tmp_path / "out", progress=False)
-    assert sorted(_read_examples(result.tfrecord_path)) == sorted(["happy/a.png", "sad/c.png", *fillers])
+    assert sorted(_read_examples(result)) == sorted(["happy/a.png", "sad/c.png", *fillers])
     skipped = {row["file"]: row["reason"] for row in result.skipped}
     assert skipped["happy/a_copy.png"] == "duplicate of happy/a.png (same bytes)"
     for rel in ("happy/b.png", "sad/b_again.png"):
@@ -133,24 +140,25 @@ def test_duplicates_are_reported_and_cross_class_copies_excluded(tmp_path):
 
 def test_output_is_gzip_tfrecord(odd_folder, tmp_path):
     result = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
-    with gzip.open(result.tfrecord_path) as f:
-        assert len(f.read(16)) == 16
+    for path in result.tfrecord_paths.values():
+        with gzip.open(path) as f:
+            assert len(f.read(16)) == 16
 
 
 def test_unchanged_input_is_not_rewritten_and_a_change_is_seen(odd_folder, tmp_path):
     first = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
-    mtime = os.stat(first.tfrecord_path).st_mtime_ns
+    mtime = os.stat(first.tfrecord_paths["train"]).st_mtime_ns
     again = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
-    assert again.reused and os.stat(again.tfrecord_path).st_mtime_ns == mtime
+    assert again.reused and os.stat(again.tfrecord_paths["train"]).st_mtime_ns == mtime
     os.remove(odd_folder / "happy" / "gray.png")
     changed = ingest.ingest(odd_folder, tmp_path / "out", progress=False)
-    assert not changed.reused and "happy/gray.png" not in _read_examples(changed.tfrecord_path)
+    assert not changed.reused and "happy/gray.png" not in _read_examples(changed)
 
 
 def test_a_failed_write_leaves_the_previous_output_and_no_partial_file(odd_folder, tmp_path, monkeypatch):
     out = tmp_path / "out"
     good = ingest.ingest(odd_folder, out, progress=False)
-    before = good.tfrecord_path.read_bytes()
+    before = {split: path.read_bytes() for split, path in good.tfrecord_paths.items()}
     os.remove(odd_folder / "happy" / "gray.png")  # force a rewrite
 
     calls = {"n": 0}
@@ -165,8 +173,8 @@ def test_a_failed_write_leaves_the_previous_output_and_no_partial_file(odd_folde
     monkeypatch.setattr(ingest, "_example", crash_midway)
     with pytest.raises(KeyboardInterrupt):
         ingest.ingest(odd_folder, out, progress=False)
-    assert good.tfrecord_path.read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == [ingest.TFRECORD_NAME, ingest.REPORT_NAME]
+    assert {split: path.read_bytes() for split, path in good.tfrecord_paths.items()} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([*ingest.TFRECORD_NAMES.values(), ingest.REPORT_NAME])
 
 
 def test_decompression_bomb_is_refused_without_allocating(tmp_path, monkeypatch):
@@ -195,7 +203,7 @@ def test_unusable_folders_raise_a_clear_error(tmp_path, layout, message):
             _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (i, len(cls), 0))))
     with pytest.raises(ingest.IngestError, match=message):
         ingest.ingest(root, tmp_path / "out", progress=False)
-    assert not (tmp_path / "out" / ingest.TFRECORD_NAME).exists()
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
 def test_missing_folder_names_the_folder(tmp_path):
@@ -209,8 +217,9 @@ def test_parallel_and_serial_ingestion_give_the_same_records(tmp_path):
     emoji_faces.generate(tmp_path / "faces", count=ingest._PARALLEL_FROM + 4, seed=5)
     serial = ingest.ingest(tmp_path / "faces", tmp_path / "serial", workers=1, progress=False)
     parallel = ingest.ingest(tmp_path / "faces", tmp_path / "parallel", workers=2, progress=False)
-    records = [[r.numpy() for r in tf.data.TFRecordDataset(str(p), compression_type="GZIP")]
-               for p in (serial.tfrecord_path, parallel.tfrecord_path)]
+    records = [[r.numpy() for split in ("train", "eval")
+                for r in tf.data.TFRecordDataset(str(result.tfrecord_paths[split]), compression_type="GZIP")]
+               for result in (serial, parallel)]
     assert len(records[0]) == ingest._PARALLEL_FROM + 4
     assert records[0] == records[1]
 
@@ -286,5 +295,67 @@ def test_the_worker_pool_ends_when_a_write_fails(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         ingest.ingest(root, tmp_path / "out", workers=2, progress=False)
     assert multiprocessing.active_children() == []  # no worker outlives the failed write
-    assert not (tmp_path / "out" / ingest.TFRECORD_NAME).exists()
     assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no half-written file either
+
+
+def _faces(root, per_class, shade):
+    """per_class distinct plain images per class under root/<class>/."""
+    for c, cls in enumerate(("happy", "sad")):
+        for i in range(per_class):
+            _write(root / cls / f"{i}.png", _png(Image.new("RGB", (150, 150), (shade, 12 * i, 100 * c))))
+
+
+def test_sources_are_recorded_and_a_held_out_source_is_all_eval(tmp_path):
+    _faces(tmp_path / "mine", 20, 10)
+    _faces(tmp_path / "vendor_a", 10, 60)
+    _faces(tmp_path / "vendor_b", 10, 120)
+    (tmp_path / "vendor_a" / "angry").mkdir()  # not in the class set: ignored
+    _write(tmp_path / "vendor_a" / "angry" / "0.png", _png(Image.new("RGB", (150, 150), "red")))
+    sources = [ingest.Source.of(tmp_path / "mine"), ingest.Source.of(tmp_path / "vendor_a"),
+               ingest.Source.of(tmp_path / "vendor_b", held_out=True)]
+    result = ingest.ingest(sources, tmp_path / "out", progress=False)
+    examples = _read_examples(result)
+    assert result.class_names == ["happy", "sad"] and len(examples) == 80
+    by_source = {}
+    for name, ex in examples.items():
+        assert name.startswith(ex["source"] + "/")  # names say which folder with several sources
+        by_source.setdefault(ex["source"], []).append(ex)
+    assert {ex["split"] for ex in by_source["vendor_b"]} == {"eval"}  # held out: never trained on
+    for trained in ("mine", "vendor_a"):  # 1 in 5 by hash: both splits, mostly train
+        splits = [ex["split"] for ex in by_source[trained]]
+        assert 0 < splits.count("eval") < splits.count("train")
+    assert result.held_out == ["vendor_b"]
+    assert result.sources["vendor_b"] == {"train": {}, "eval": {"happy": 10, "sad": 10}}
+    assert ingest.held_out_sources(tmp_path / "out") == ["vendor_b"] and ingest.is_ingested(tmp_path / "out")
+    assert "held out" in ingest.format_report(result)
+
+
+def test_the_split_of_an_image_does_not_depend_on_the_rest_of_the_folder(tmp_path):
+    _faces(tmp_path / "mine", 20, 10)
+    first = {n: ex["split"] for n, ex in _read_examples(ingest.ingest(tmp_path / "mine", tmp_path / "a",
+                                                                       progress=False)).items()}
+    for i in range(10):
+        os.remove(tmp_path / "mine" / "happy" / f"{i}.png")
+    second = {n: ex["split"] for n, ex in _read_examples(ingest.ingest(tmp_path / "mine", tmp_path / "b",
+                                                                        progress=False)).items()}
+    assert second == {n: split for n, split in first.items() if n in second}
+    assert set(first.values()) == {"train", "eval"}
+
+
+def test_the_default_sources_hold_noto_out_and_name_the_generated_faces():
+    from data import emoji_faces
+
+    sources = ingest.default_sources(("noto",))
+    assert sources[0] == ingest.Source(emoji_faces.DEFAULT_DIR, "generated", False)
+    assert {s.name for s in sources if s.held_out} == {"noto"}
+    assert {"twemoji", "openmoji", "fluent-flat"} <= {s.name for s in sources[1:]}
+    with pytest.raises(ingest.IngestError, match="no real-emoji set named apple"):
+        ingest.default_sources(("apple",))
+
+
+def test_two_sources_with_one_name_are_refused(tmp_path):
+    _faces(tmp_path / "a" / "faces", 5, 10)
+    _faces(tmp_path / "b" / "faces", 5, 90)
+    with pytest.raises(ingest.IngestError, match="share a name"):
+        ingest.ingest([ingest.Source.of(tmp_path / "a" / "faces"), ingest.Source.of(tmp_path / "b" / "faces")],
+                      tmp_path / "out", progress=False)

@@ -41,6 +41,17 @@ def test_generate_writes_the_requested_faces(tmp_path):
         "sad_000.png", "sad_001.png", "sad_002.png"]
 
 
+def test_generate_draws_the_wide_family_on_request(tmp_path):
+    for family in ("classic", "wide"):
+        result = _happysad("generate", "--family", family, "--out", str(tmp_path / family), "--count", "4",
+                           "--seed", "3")
+        assert result.returncode == 0 and f"wrote 4 {family} faces" in result.stdout, result.stderr
+    assert (tmp_path / "classic" / "sad" / "sad_000.png").read_bytes() != \
+        (tmp_path / "wide" / "sad" / "sad_000.png").read_bytes()
+    bad = _happysad("generate", "--family", "cubist", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "invalid choice: 'cubist'" in bad.stderr
+
+
 def test_generate_draws_the_extra_expressions_and_refuses_unknown_ones(tmp_path):
     result = _happysad("generate", "--out", str(tmp_path / "faces"), "--count", "8", "--classes",
                        "happy,sad,surprised,angry")

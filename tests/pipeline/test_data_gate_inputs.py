@@ -4,7 +4,6 @@ One case per validator, each tripping only that one, so that a gate that
 ignored any single validator would let its case through. (DriftValidator's
 own case is in test_pipeline_e2e.py: it needs a previous run.)
 """
-import hashlib
 import io
 import shutil
 import subprocess
@@ -15,7 +14,6 @@ import tensorflow as tf
 from PIL import Image
 
 from data import emoji_faces, ingest
-from pipeline import configs
 
 REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
@@ -37,20 +35,19 @@ def _only(out: str, tripped: str) -> None:
         assert ("no anomalies" in line) == (validator != tripped), line
 
 
-def _in_eval_split(rel: str) -> bool:
-    """ImportExampleGen's own partition: sha256 of the serialized `filename` feature, 4:1."""
-    key = tf.train.Feature(bytes_list=tf.train.BytesList(value=[rel.encode()])).SerializeToString(deterministic=True)
-    buckets = configs.TRAIN_BUCKETS + configs.EVAL_BUCKETS
-    return int(hashlib.sha256(key).hexdigest(), 16) % buckets >= configs.TRAIN_BUCKETS
+def _in_eval_split(data: Path, rel: str) -> bool:
+    """Ingestion's own partition of a file of the folder `data`."""
+    return ingest.split_of(ingest.Source.of(data), rel) == "eval"
 
 
 def _tfrecords(tmp_path, change) -> Path:
-    """The committed faces ingested, then each tf.Example passed through change(index, example)."""
+    """The committed faces ingested, then each tf.Example passed through change(index, example), into
+    one file (ImportExampleGen then splits it by hash)."""
     result = ingest.ingest(emoji_faces.DEFAULT_DIR, tmp_path / "ingested", progress=False)
     out = tmp_path / "tfrecords" / "made-elsewhere.tfrecord.gz"
     out.parent.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(out), options="GZIP") as writer:
-        records = tf.data.TFRecordDataset(str(result.tfrecord_path), compression_type="GZIP")
+        records = tf.data.TFRecordDataset([str(p) for p in result.tfrecord_paths.values()], compression_type="GZIP")
         for i, record in enumerate(records.as_numpy_iterator()):
             example = tf.train.Example.FromString(record)
             change(i, example)
@@ -66,7 +63,7 @@ def test_skew_alone_stops_the_run(tmp_path):
         (data / class_name).mkdir(parents=True)
         for i, face in enumerate(sorted((emoji_faces.DEFAULT_DIR / class_name).glob("*.png"))):
             to_eval = class_name == "happy" and i < 10  # 10 happy faces make the whole eval split
-            rel = next(r for r in (f"{class_name}/{n:05d}.png" for n in counter) if _in_eval_split(r) == to_eval)
+            rel = next(r for r in (f"{class_name}/{n:05d}.png" for n in counter) if _in_eval_split(data, r) == to_eval)
             shutil.copy(face, data / rel)
     out = _run(tmp_path, "--data", str(data))
     _only(out, "SkewValidator")

@@ -14,10 +14,11 @@ from pipeline import configs
 from pipeline.pipeline import _eval_config
 
 
-def _example(label: int, score: float, baseline: float) -> bytes:
+def _example(label: int, score: float, baseline: float, source: str = "generated") -> bytes:
     return tf.train.Example(features=tf.train.Features(feature={
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         "class_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[[b"happy", b"sad"][label]])),
+        "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
         "score": tf.train.Feature(float_list=tf.train.FloatList(value=[score])),
         "baseline": tf.train.Feature(float_list=tf.train.FloatList(value=[baseline])),
     })).SerializeToString()
@@ -37,13 +38,20 @@ def _score_model(path: str, feature: str) -> str:
     return path
 
 
-def _failures(tmp_path, rows, gate=configs.GateConfig()) -> list:
+def _failures(tmp_path, rows, gate=configs.GateConfig(), held_out=()) -> list:
     """Runs TFMA with the pipeline's EvalConfig; returns the failed (metric, is change) pairs."""
+    return _validate(tmp_path, rows, gate, held_out)[0]
+
+
+def _validate(tmp_path, rows, gate=configs.GateConfig(), held_out=()):
+    """(failed (metric, is change[, slice]) pairs, TFMA's ValidationResult) for rows
+    of (label, candidate P(sad), baseline P(sad)[, source])."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = str(tmp_path / "eval.tfrecord")
     with tf.io.TFRecordWriter(data) as writer:
-        for label, score, baseline in rows:
-            writer.write(_example(label, score, baseline))
-    config = _eval_config(gate, 2)
+        for row in rows:
+            writer.write(_example(*row))
+    config = _eval_config(gate, 2, held_out)
     candidate_spec = config.model_specs[0]
     candidate_spec.name = "candidate"
     baseline_spec = config.model_specs.add()
@@ -55,8 +63,10 @@ def _failures(tmp_path, rows, gate=configs.GateConfig()) -> list:
     out = str(tmp_path / "evaluation")
     tfma.run_model_analysis(eval_shared_model=models, eval_config=config, data_location=data, output_path=out)
     result = tfma.load_validation_result(out)
-    return sorted((f.metric_key.name, f.metric_key.is_diff) for s in result.metric_validations_per_slice
-                  for f in s.failures)
+    failures = sorted((f.metric_key.name, f.metric_key.is_diff,
+                       *(f"{k.column}={k.bytes_value.decode()}" for k in s.slice_key.single_slice_keys))
+                      for s in result.metric_validations_per_slice for f in s.failures)
+    return failures, result
 
 
 # 10 happy (label 0) and 10 sad (label 1): (label, candidate P(sad), baseline P(sad)).
@@ -94,7 +104,8 @@ def test_the_gate_applies_to_the_overall_slice_only():
             for per_slice in metric.per_slice_thresholds:
                 assert [tfma.SlicingSpec()] == list(per_slice.slicing_specs), metric.class_name
             assert not metric.HasField("threshold"), metric.class_name  # it would gate one-class slices
-    assert np.array([s.feature_keys for s in config.slicing_specs], dtype=object).tolist() == [[], ["class_name"]]
+    assert np.array([s.feature_keys for s in config.slicing_specs], dtype=object).tolist() == [
+        [], ["class_name"], ["source"]]
 
 
 @pytest.mark.parametrize("classes", [3, 4])
@@ -118,3 +129,34 @@ def test_the_auc_bound_sits_at_0_9(tmp_path, wrong_pairs, blessed):
     rows = ([(0, 0.7, 0.7)] * negatives_high + [(0, 0.1, 0.1)] * (10 - negatives_high)
             + [(1, 0.6, 0.6)] * positives_low + [(1, 0.9, 0.9)] * (10 - positives_low))
     assert _failures(tmp_path, rows) == ([] if blessed else [("auc", False)])
+
+
+# Good on our own faces, poor on real art it never trained on: 20 generated
+# faces all right; of 10 held-out Noto faces, 3 happy ones read as sad (0.6).
+# Overall accuracy 0.9 and AUC 1.0 pass; only the held-out slice (0.7) fails.
+GOOD_ON_OURS_BAD_ON_REAL = ([(0, 0.1, 0.1, "generated")] * 10 + [(1, 0.9, 0.9, "generated")] * 10
+                            + [(0, 0.6, 0.6, "noto")] * 3 + [(0, 0.1, 0.1, "noto")] * 2
+                            + [(1, 0.9, 0.9, "noto")] * 5)
+
+
+def test_a_model_good_on_generated_faces_but_bad_on_held_out_art_is_not_blessed(tmp_path):
+    failures, result = _validate(tmp_path / "gated", GOOD_ON_OURS_BAD_ON_REAL, held_out=("noto",))
+    assert failures == [("binary_accuracy", False, "source=noto")] and not result.validation_ok
+    # Without the held-out gate the same model would be blessed: the slice is what refuses it.
+    failures, result = _validate(tmp_path / "ungated", GOOD_ON_OURS_BAD_ON_REAL)
+    assert failures == [] and result.validation_ok
+
+
+def test_the_held_out_floor_sits_at_0_9(tmp_path):
+    # 10 held-out faces: one wrong (0.9) passes, two wrong (0.8) fail.
+    one_wrong = [(0, 0.1, 0.1, "generated")] * 10 + [(1, 0.9, 0.9, "generated")] * 10 + \
+        [(0, 0.6, 0.6, "noto")] + [(0, 0.1, 0.1, "noto")] * 4 + [(1, 0.9, 0.9, "noto")] * 5
+    assert _failures(tmp_path / "one", one_wrong, held_out=("noto",)) == []
+    two_wrong = one_wrong[:20] + [(0, 0.6, 0.6, "noto")] * 2 + one_wrong[22:]
+    assert _failures(tmp_path / "two", two_wrong, held_out=("noto",)) == [("binary_accuracy", False, "source=noto")]
+
+
+def test_a_held_out_source_missing_from_the_eval_data_fails_the_gate(tmp_path):
+    failures, result = _validate(tmp_path, RIGHT, held_out=("noto",))
+    assert failures == [] and not result.validation_ok
+    assert [dict(m.feature_values) for m in result.missing_slices] == [{"source": "noto"}]
