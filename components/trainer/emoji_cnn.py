@@ -1,5 +1,8 @@
 """The reference CNN and the accuracy-threshold stop callback."""
+import math
+
 import keras
+import tensorflow as tf
 
 import image_decoding
 
@@ -44,18 +47,40 @@ def build_model(learning_rate: float = 1e-3, num_classes: int = 2) -> keras.Mode
     return model
 
 
-def augmentation(seed: int) -> keras.Sequential:
-    """Random flips, rotation, zoom and contrast for the training split only.
+# Augmentation bounds, per image: as Keras's RandomFlip("horizontal"),
+# RandomRotation(0.04) (+-14.4 degrees), RandomZoom(0.1) and RandomContrast(0.2).
+MAX_ROTATION = 0.04 * 2 * math.pi
+MAX_ZOOM = 0.1
+MAX_CONTRAST = 0.2
 
-    Applied in the training tf.data map, not inside the model: the exported
-    model stays the reference CNN, and serving never sees it. Every change
-    keeps the expression readable (a mirrored smile is still a smile)."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
-        keras.layers.RandomContrast(0.2, seed=seed),
-    ], name="augmentation")
+
+def augment(images, key):
+    """A random horizontal flip, rotation and zoom (one bilinear warp, edges
+    repeated) and contrast change per image of a [N, H, W, C] batch of 0..255
+    pixels. key: an int64 [2] seed; the same key gives the same batch.
+
+    Applied in the Trainer's tf.data map to the training split only: the
+    exported model stays the reference CNN and serving never sees it. Every
+    change keeps the expression readable (a mirrored smile is still a smile).
+    One warp instead of Keras's three layers: a quarter of the cost."""
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    draws = tf.random.stateless_uniform([shape[0], 4], seed=key)
+    flip = tf.where(draws[:, 0] < 0.5, -1.0, 1.0)
+    angle = (2 * draws[:, 1] - 1) * MAX_ROTATION
+    zoom = 1 + (2 * draws[:, 2] - 1) * MAX_ZOOM
+    contrast = 1 + (2 * draws[:, 3] - 1) * MAX_CONTRAST
+    # Output pixel (x, y) reads input centre + zoom * rotation * flip * ((x, y) - centre).
+    cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, zeros, zeros], axis=1)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST")
+    mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
+    return tf.clip_by_value((warped - mean) * contrast[:, None, None, None] + mean, 0.0, 255.0)
 
 
 class StopAtAccuracy(keras.callbacks.Callback):

@@ -17,12 +17,12 @@ import serving_signatures
 import training_report
 
 
-def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augmenter=None):
+def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):
     """GZIP TFRecords of tf.Examples -> batches of (pixels, label).
 
     Decoding happens once: the decoded images are cached in memory (80 faces are
-    5 MB), so every later epoch only shuffles, batches and (when given an
-    augmenter) draws new random variations."""
+    5 MB), so every later epoch only shuffles, batches and (with augment) draws
+    new random variations, from keys seeded by shuffle_seed: the same every run."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"no TFRecord files match {file_patterns}")
@@ -32,12 +32,21 @@ def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float3
     ds = ds.map(lambda ex: (image_decoding.decode_image(ex[features.IMAGE_KEY]),
                             tf.cast(ex[features.LABEL_KEY], label_dtype)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.cache()
+    return batches(ds.cache(), batch_size, shuffle_seed, augment)
+
+
+def batches(ds, batch_size, shuffle_seed=None, augment=False):
+    """(pixels, label) pairs -> the batches training sees: reshuffled every
+    epoch and (with augment) varied by emoji_cnn.augment, both seeded by
+    shuffle_seed. The transfer benchmark trains through this too."""
     if shuffle_seed is not None:
         ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if augmenter is not None:
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        keys = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, keys)).map(
+            lambda batch, key: (emoji_cnn.augment(batch[0], key), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -60,9 +69,8 @@ def run_fn(fn_args):
     num_classes = len(config["class_names"])
     # Binary cross-entropy wants float labels, the sparse categorical loss ints.
     label_dtype = tf.float32 if num_classes == 2 else tf.int32
-    augmenter = emoji_cnn.augmentation(seed) if config.get("augment") else None
     train = _dataset(fn_args.train_files, config["batch_size"], shuffle_seed=seed, label_dtype=label_dtype,
-                     augmenter=augmenter)
+                     augment=bool(config.get("augment")))
     evaluation = _dataset(fn_args.eval_files, config["batch_size"], label_dtype=label_dtype)
     model = emoji_cnn.build_model(learning_rate=config["learning_rate"], num_classes=num_classes)
     stop = emoji_cnn.StopAtAccuracy(config["threshold"])

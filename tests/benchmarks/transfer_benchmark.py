@@ -59,14 +59,11 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list) 
     import tensorflow as tf
 
     import emoji_cnn
+    import trainer_module
 
     keras.utils.set_random_seed(seed)
     model = emoji_cnn.build_model()
-    x, y = train
-    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed).batch(10)
-    if augment:
-        augmenter = emoji_cnn.augmentation(seed)
-        data = data.map(lambda images, labels: (augmenter(images, training=True), labels))
+    data = trainer_module.batches(tf.data.Dataset.from_tensor_slices(train), 10, seed, augment)
     stop = emoji_cnn.StopAtAccuracy(0.999)
     model.fit(data, epochs=15, verbose=0, callbacks=[stop])
     epochs.append(stop.stopped_epoch)

@@ -91,10 +91,32 @@ def test_three_or_more_classes_get_a_softmax_head():
         emoji_cnn.build_model(num_classes=1)
 
 
-def test_augmentation_varies_training_images_and_is_off_at_inference():
+def test_augmentation_varies_training_images_by_key_and_repeats_a_key():
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
-    batch = rng.uniform(0, 255, (4, 150, 150, 3)).astype(np.float32)
-    augment = emoji_cnn.augmentation(seed=1)
-    first, second = augment(batch, training=True).numpy(), augment(batch, training=True).numpy()
-    assert first.shape == batch.shape and not np.allclose(first, batch) and not np.allclose(first, second)
-    np.testing.assert_array_equal(augment(batch, training=False).numpy(), batch)
+    batch = tf.constant(rng.uniform(0, 255, (8, 150, 150, 3)).astype(np.float32))
+    first = emoji_cnn.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    again = emoji_cnn.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    other = emoji_cnn.augment(batch, tf.constant([3, 4], tf.int64)).numpy()
+    assert first.shape == batch.shape and first.min() >= 0 and first.max() <= 255
+    np.testing.assert_array_equal(first, again)  # a key is a reproducible draw
+    changed = [not np.allclose(a, b) for a, b in zip(first, batch.numpy())]
+    assert all(changed) and not np.allclose(first, other)  # every image moves, differently per key
+
+
+def test_augmentation_flips_rotates_and_zooms_within_its_bounds():
+    import tensorflow as tf
+
+    # A bright bar on the left third: flipped it moves right; rotated and zoomed
+    # by at most 14.4 degrees and 10%, most of it stays in its row band.
+    image = np.zeros((1, 150, 150, 3), np.float32)
+    image[:, 65:85, 10:50] = 255.0
+    sides = set()
+    for k in range(40):
+        out = emoji_cnn.augment(tf.constant(image), tf.constant([k, 0], tf.int64)).numpy()[0, ..., 0]
+        bright = out > 128
+        sides.add("left" if bright[:, :75].sum() > bright[:, 75:].sum() else "right")
+        ys = np.nonzero(bright)[0]
+        assert 40 <= ys.mean() <= 110, (k, ys.mean())
+    assert sides == {"left", "right"}
