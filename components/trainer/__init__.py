@@ -1,6 +1,5 @@
-"""The Trainer's user module (entry point: trainer_module.run_fn).
+"""The Trainer's user module (entry point: trainer_module.run_fn) and the model contract.
 
-TFX installs each .py here as a top-level module of the user-code wheel, so
-the modules import each other by bare name (`import emoji_cnn`). Code outside
-this folder may import the dependency-free ones as `components.trainer.X`.
+The modules import each other as this package (`from components.trainer import
+emoji_cnn`). Code outside this folder may import the dependency-free ones too.
 """

@@ -1,15 +1,11 @@
 """Encoded image bytes -> the model's input tensor, inside the TF graph.
 
 One function serves training, evaluation and serving, so every path sees the
-same pixels (no training/serving skew). Modules in this folder import each
-other by bare name: TFX installs them as top-level modules of the user wheel.
+same pixels (no training/serving skew).
 """
 import tensorflow as tf
 
-try:  # a top-level module of the Trainer's user-code wheel
-    import features
-except ImportError:  # imported as components.trainer.image_decoding (happysad explain)
-    from components.trainer import features
+from components.trainer import features
 
 IMAGE_SIZE = 150
 CHANNELS = 3

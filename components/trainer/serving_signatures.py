@@ -18,8 +18,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-import features
-import image_decoding
+from components.trainer import features, image_decoding
 
 SERVING_SIGNATURE = features.SERVING_SIGNATURE
 CLASSIFY_SIGNATURE = features.CLASSIFY_SIGNATURE

@@ -10,11 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
-import emoji_cnn
-import features
-import image_decoding
-import serving_signatures
-import training_report
+from components.trainer import emoji_cnn, features, image_decoding, serving_signatures, training_report
 
 
 def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):

@@ -19,7 +19,7 @@ import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "components" / "trainer")]
+sys.path[:0] = [str(REPO)]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
 
 
@@ -62,9 +62,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    import emoji_cnn
-    import trainer_module
-    import training_report
+    from components.trainer import emoji_cnn, trainer_module, training_report
 
     train_files = [str(examples / "Split-train" / "*")]
     run_dir = tempfile.mkdtemp()
@@ -99,8 +97,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
 
 
 def seeds(examples: Path, count: int = 5) -> dict:
-    import trainer_module
-    import training_report
+    from components.trainer import trainer_module, training_report
 
     epochs, accuracy = [], []
     for seed in range(1, count + 1):

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "serving"), str(REPO / "components" / "trainer")]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "serving")]
 
 
 def _percentile(values, q):
@@ -63,9 +63,9 @@ def main(argv=None) -> int:
 
     import grpc
     import tensorflow as tf
+    from live_server import MODEL, export_version, start_server
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from live_server import MODEL, export_version, start_server
     from serving import client
 
     tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))

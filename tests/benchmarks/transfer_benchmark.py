@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "components" / "trainer")]
+sys.path[:0] = [str(REPO)]
 
 CLASSES = ("happy", "sad")
 
@@ -35,7 +35,7 @@ def load_folder(folder: Path):
     import numpy as np
     import tensorflow as tf
 
-    import image_decoding
+    from components.trainer import image_decoding
 
     images, labels = [], []
     for label, class_name in enumerate(CLASSES):
@@ -58,8 +58,7 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list) 
     import numpy as np
     import tensorflow as tf
 
-    import emoji_cnn
-    import trainer_module
+    from components.trainer import emoji_cnn, trainer_module
 
     keras.utils.set_random_seed(seed)
     model = emoji_cnn.build_model()

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-import emoji_cnn
+from components.trainer import emoji_cnn
 
 
 def test_layer_list_is_the_reference():

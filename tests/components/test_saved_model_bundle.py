@@ -6,9 +6,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-import emoji_cnn
-import serving_signatures
 from components.saved_model_bundle import SavedModelBundle
+from components.trainer import emoji_cnn, serving_signatures
 from data import emoji_faces
 
 FACES = [(emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png").read_bytes() for c in ("happy", "sad") for i in range(2)]

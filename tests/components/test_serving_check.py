@@ -3,11 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import emoji_cnn
-import features
-import image_decoding
-import serving_signatures
 from components import serving_check
+from components.trainer import emoji_cnn, features, image_decoding, serving_signatures
 from data import emoji_faces
 
 

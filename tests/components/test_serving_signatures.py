@@ -7,8 +7,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.python.tools import saved_model_utils
 
-import emoji_cnn
-import serving_signatures
+from components.trainer import emoji_cnn, serving_signatures
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +107,7 @@ def test_probability_columns_follow_the_keras_model(export_dir):
     """Column 1 is P(class index 1) as the Keras model itself says it, column 0 its complement."""
     import keras
 
-    import image_decoding
+    from components.trainer import image_decoding
 
     model = keras.models.load_model(f"{export_dir}/assets.extra/model.keras")
     images = [_png((250, 200, 40)), _png((30, 60, 200)), _png((200, 30, 60))]

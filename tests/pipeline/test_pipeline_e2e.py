@@ -397,7 +397,8 @@ def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path)
     """The Trainer's run_fn on the pipeline's own train/eval split, 5 seeds: the
     README's seed table (epoch, eval accuracy, eval AUC) comes from this print."""
     import keras
-    import trainer_module
+
+    from components.trainer import trainer_module
 
     example_gen = ws.executions("ImportExampleGen")[0]
     examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)

@@ -25,9 +25,7 @@ def export_version(base: Path, version: int, seed: int) -> Path:
     written in place - not atomically, as TFX's Pusher copies a version."""
     import tensorflow as tf
 
-    import emoji_cnn
-    import serving_signatures
-
+    from components.trainer import emoji_cnn, serving_signatures
     from data import emoji_faces
 
     tf.keras.utils.set_random_seed(seed)
