@@ -24,10 +24,8 @@ DATA_GATE = "DataGate"
 
 
 def _quiet_tensorflow() -> None:
-    # Must be set before TensorFlow is imported; C++ INFO lines drown the status
-    # lines. The Trainer installs its user-code wheel with a pip subprocess.
+    # Must be set before TensorFlow is imported; C++ INFO lines drown the status lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("PIP_QUIET", "1")
     # Google's client libraries (pulled in by TFX's GCP extras) warn about
     # Python 3.10 and old grpcio on import: ~30 lines on every command, about
     # versions TFX 1.16 pins. Only those, only FutureWarning.
@@ -310,7 +308,7 @@ def cmd_compile(args) -> int:
     classes = args.classes or list(configs.DEFAULT_CLASSES)
     log = args.out.with_suffix(".compile.log")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with progress.console_to_log(str(log)):  # the user-code wheel build is chatty
+    with progress.console_to_log(str(log)):  # TFX's compiler is chatty
         spec = kubeflow_v2_runner.compile_spec(
             str(args.out), pipeline_root=args.pipeline_root, examples_dir=args.examples_dir,
             serving_dir=args.serving_dir, class_names=classes, held_out_sources=args.held_out_source,
@@ -457,8 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--target", choices=["kubeflow-v2"], default="kubeflow-v2",
                       help="Kubeflow Pipelines v2 / Vertex AI Pipelines (default: %(default)s)")
     comp.add_argument("--pipeline-root", required=True, metavar="URI",
-                      help="shared storage for artefacts, e.g. gs://BUCKET/happysad (the Trainer's wheel is "
-                      "uploaded there now)")
+                      help="shared storage for artefacts, e.g. gs://BUCKET/happysad (the schema is "
+                      "written there now)")
     comp.add_argument("--examples-dir", required=True, metavar="URI",
                       help="shared storage holding train.tfrecord.gz and eval.tfrecord.gz "
                       "(`happysad ingest --out` then copy)")

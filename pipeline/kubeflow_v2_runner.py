@@ -4,10 +4,10 @@ The same create_pipeline() as the local runner; this runner picks shared-storage
 paths and TFX's KubeflowV2DagRunner, and writes the pipeline spec JSON. It does
 not submit anything. Everything a component reads must be on storage every
 worker sees (gs://... on Vertex): the TFRecords, the schema, the pipeline root
-and the serving directory. Compiling uploads the Trainer's user-code wheel to
-<pipeline root>/_wheels, so it needs write access there. The container image
-must hold this project (its custom components and the Trainer's module), e.g.
-one built FROM gcr.io/tfx-oss-public/tfx:1.16.0 with `pip install .`.
+and the serving directory. The container image must hold this project (its
+custom components and the Trainer's package, whose run_fn the Trainer
+imports), e.g. one built FROM gcr.io/tfx-oss-public/tfx:1.16.0 with
+`pip install .`.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, servin
 
     from tfx import v1 as tfx
 
-    from components import TRAINER_MODULE_FILE
+    from components import TRAINER_RUN_FN, trainer_code_version
     from pipeline import schema
     from pipeline.pipeline import create_pipeline
 
@@ -38,7 +38,8 @@ def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, servin
         pipeline_root=pipeline_root,
         examples_dir=examples_dir,
         schema_file=schema.write_for_classes(class_names, f"{pipeline_root.rstrip('/')}/schema"),
-        module_file=TRAINER_MODULE_FILE,
+        trainer_run_fn=TRAINER_RUN_FN,
+        trainer_code_version=trainer_code_version(),
         serving_model_dir=f"{serving_dir.rstrip('/')}/{configs.MODEL_NAME}",
         class_names=class_names,
         presplit=True,

@@ -80,7 +80,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
-    from components import TRAINER_MODULE_FILE
+    from components import TRAINER_RUN_FN, trainer_code_version
     from pipeline import progress as progress_lib
     from pipeline import run_summary, schema
     from pipeline.pipeline import create_pipeline
@@ -96,7 +96,8 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         pipeline_root=str(paths.pipeline_root),
         examples_dir=str(examples_dir or paths.examples_dir),
         schema_file=schema.write_for_classes(class_names, paths.schema_dir),
-        module_file=TRAINER_MODULE_FILE,
+        trainer_run_fn=TRAINER_RUN_FN,
+        trainer_code_version=trainer_code_version(),
         serving_model_dir=str(paths.model_push_dir),
         class_names=class_names,
         presplit=presplit,

@@ -143,7 +143,8 @@ def create_pipeline(
     pipeline_root: str,
     examples_dir: str,
     schema_file: str,
-    module_file: str,
+    trainer_run_fn: str,
+    trainer_code_version: str,
     serving_model_dir: str,
     class_names: Sequence[str],
     presplit: bool = False,
@@ -202,7 +203,7 @@ def create_pipeline(
     )
 
     trainer = tfx.components.Trainer(
-        module_file=module_file,
+        run_fn=trainer_run_fn,
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         # Epochs, not steps, drive training (custom_config); TFX requires the args.
@@ -216,6 +217,7 @@ def create_pipeline(
             "learning_rate": training.learning_rate,
             "class_names": sorted(class_names),
             "augment": training.augment,
+            "code_version": trainer_code_version,  # a code change re-runs a cached Trainer
         },
     )
 

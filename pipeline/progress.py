@@ -3,8 +3,8 @@
 TFX's Beam and local runners log "node X is running." / "Component X is
 finished." through absl; a logging handler turns those into one line each on
 the console, and everything else goes to the run's log file - including what
-bypasses Python logging: TensorFlow's C++ log lines, Keras' epoch lines and the
-setup.py/pip output of the Trainer's user-code wheel (see console_to_log).
+bypasses Python logging: TensorFlow's C++ log lines and Keras' epoch lines
+(see console_to_log).
 """
 from __future__ import annotations
 
