@@ -147,8 +147,9 @@ def test_a_model_good_on_generated_faces_but_bad_on_held_out_art_is_not_blessed(
     assert failures == [] and result.validation_ok
 
 
-def test_the_held_out_floor_sits_at_0_9(tmp_path):
-    # 10 held-out faces: one wrong (0.9) passes, two wrong (0.8) fail.
+def test_the_held_out_floor_sits_between_0_8_and_0_9(tmp_path):
+    # 10 held-out faces: one wrong (0.9) passes, two wrong (0.8) fail the 0.85 floor.
+    assert configs.GateConfig().min_unseen_accuracy == 0.85
     one_wrong = [(0, 0.1, 0.1, "generated")] * 10 + [(1, 0.9, 0.9, "generated")] * 10 + \
         [(0, 0.6, 0.6, "noto")] + [(0, 0.1, 0.1, "noto")] * 4 + [(1, 0.9, 0.9, "noto")] * 5
     assert _failures(tmp_path / "one", one_wrong, held_out=("noto",)) == []
