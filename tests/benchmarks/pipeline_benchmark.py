@@ -106,7 +106,7 @@ def seeds(examples: Path, count: int = 5) -> dict:
             train_files=[str(examples / "Split-train" / "*")], eval_files=[str(examples / "Split-eval" / "*")],
             serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
             custom_config={"epochs": 15, "batch_size": 10, "threshold": 0.999, "seed": seed,
-                           "learning_rate": 1e-3, "class_names": ["happy", "sad"]}))
+                           "learning_rate": 1e-3, "class_names": ["happy", "sad"], "augment": True}))
         summary = json.loads((Path(run_dir) / training_report.SUMMARY_FILE).read_text())
         epochs.append(summary["threshold_epoch"] or 99)
         accuracy.append(summary["final_val_accuracy"])
@@ -125,7 +125,7 @@ def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str, beam_
     from pipeline import run_summary
     from pipeline.pipeline import import_example_gen
 
-    example_gen = import_example_gen(str(examples_dir))  # the pipeline's own
+    example_gen = import_example_gen(str(examples_dir), presplit=True)  # the pipeline's own, on ingest's split
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"])
