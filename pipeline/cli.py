@@ -37,7 +37,7 @@ def cmd_generate(args) -> int:
 
     wide = args.family == "wide"  # each family's defaults: the committed set
     out = args.out or (emoji_faces.WIDE_DIR if wide else emoji_faces.DEFAULT_DIR)
-    count = args.count or (emoji_faces.WIDE_COUNT if wide else emoji_faces.DEFAULT_COUNT)
+    count = args.count if args.count is not None else (emoji_faces.WIDE_COUNT if wide else emoji_faces.DEFAULT_COUNT)
     seed = args.seed if args.seed is not None else (emoji_faces.WIDE_SEED if wide else emoji_faces.DEFAULT_SEED)
     try:
         emoji_faces.generate(out, count, seed, classes=args.classes, family=args.family)
