@@ -90,7 +90,7 @@ class SavedModelBundle:
             if log.WhichOneof("log_type") != "predict_log":
                 continue  # only Predict is replayed here
             request = log.predict_log.request
-            self.run(request.model_spec.signature_name or "serving_default",
+            self.run(request.model_spec.signature_name or features.SERVING_SIGNATURE,
                      {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})
             count += 1
         return count

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from components.trainer import features
+
 CLASS_NAMES = ("happy", "sad")  # the default data set
 # Every expression the generator draws; `--classes` picks a subset.
 EXPRESSIONS = ("happy", "sad", "surprised", "angry")
-IMAGE_SIZE = 150
+IMAGE_SIZE = features.IMAGE_SIZE
 SUPERSAMPLE = 4
 
 DEFAULT_COUNT = 80

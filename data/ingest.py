@@ -36,8 +36,8 @@ from PIL import Image
 
 from components.trainer import features
 
-IMAGE_SIZE = 150
-BACKGROUND = (255, 255, 255)
+IMAGE_SIZE = features.IMAGE_SIZE
+BACKGROUND = features.BACKGROUND
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # as Keras
 MAX_PIXELS = features.MAX_IMAGE_PIXELS  # refuse decompression bombs before allocating them
 # One file per split, read by ImportExampleGen as its input splits.

@@ -28,9 +28,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from components.trainer import features
+
 PACK_DIR = Path(__file__).resolve().parent / "real_emoji"
-SIZE = 150
-BACKGROUND = (255, 255, 255)
+SIZE = features.IMAGE_SIZE
+BACKGROUND = features.BACKGROUND
 
 # (code point, CLDR short name as Fluent names its files) per class. Happy and
 # sad are the 14 + 14 faces the issue measured; surprised and angry are for the

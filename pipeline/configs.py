@@ -75,7 +75,7 @@ class ValidationConfig:
     skew; 0.25 flags a split where one class is mostly missing.
     """
 
-    image_height: int = 150
-    image_width: int = 150
+    image_height: int = features.IMAGE_SIZE
+    image_width: int = features.IMAGE_SIZE
     max_label_skew: float = 0.25
     max_label_drift: float = 0.25

@@ -13,6 +13,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from components.trainer import features
 from pipeline import run_summary
 
 IMAGE_SUMMARY_FILE = "image_summary.json"  # written by components/image_validator.py
@@ -83,12 +84,12 @@ def _statistics(summary) -> list:
         dataset = tfdv.load_stats_binary(path).datasets[0]
         feature = {f.path.step[0] if f.path.step else f.name: f for f in dataset.features}
         classes = {}
-        if "class_name" in feature:
-            for bucket in feature["class_name"].string_stats.rank_histogram.buckets:
+        if features.CLASS_NAME_KEY in feature:
+            for bucket in feature[features.CLASS_NAME_KEY].string_stats.rank_histogram.buckets:
                 classes[bucket.label] = int(bucket.sample_count)
         image_bytes = {}
-        if "image" in feature and feature["image"].HasField("bytes_stats"):
-            b = feature["image"].bytes_stats
+        if features.IMAGE_KEY in feature and feature[features.IMAGE_KEY].HasField("bytes_stats"):
+            b = feature[features.IMAGE_KEY].bytes_stats
             image_bytes = {"min": b.min_num_bytes, "mean": b.avg_num_bytes, "max": b.max_num_bytes}
         images = {}
         if images_uri:

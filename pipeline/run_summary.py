@@ -153,7 +153,7 @@ def class_balance(statistics_uri: str, split: str) -> dict:
         return {}
     for dataset in stats.datasets:
         for feature in dataset.features:
-            if list(feature.path.step) == ["class_name"]:
+            if list(feature.path.step) == [features.CLASS_NAME_KEY]:
                 counts = {v.value: v.frequency for v in feature.string_stats.top_values}
                 total = sum(counts.values()) or 1
                 return {k: v / total for k, v in counts.items()}
@@ -229,8 +229,8 @@ def _add_evaluation(summary: RunSummary) -> None:
                 values[name] = kv.value.double_value.value
         if not slice_keys:
             summary.metrics = values
-        elif "class_name" in slice_keys:
-            summary.class_metrics[str(slice_keys["class_name"])] = values
+        elif features.CLASS_NAME_KEY in slice_keys:
+            summary.class_metrics[str(slice_keys[features.CLASS_NAME_KEY])] = values
         elif features.SOURCE_KEY in slice_keys:
             summary.source_metrics[str(slice_keys[features.SOURCE_KEY])] = values
     summary.held_out = held_out_floors(evaluation[0].uri)

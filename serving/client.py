@@ -14,7 +14,8 @@ import urllib.parse
 import urllib.request
 from typing import Sequence
 
-SIGNATURE = "serving_default"
+from components.trainer.features import SERVING_SIGNATURE
+
 
 
 def latest_version_dir(base_path: str) -> str:
@@ -51,7 +52,7 @@ def _in_process(model_dir: str):
 
     def call(images):
         try:
-            out = bundle.run(SIGNATURE, {"images": np.array(list(images), dtype=object)})
+            out = bundle.run(SERVING_SIGNATURE, {"images": np.array(list(images), dtype=object)})
         except tf.errors.OpError as e:
             raise RequestRejected(error_summary(e.message) or "refused") from e
         return _rows(out["class_name"].tolist(), out["probabilities"].tolist())
@@ -65,7 +66,7 @@ def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
 
 
 def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
-    body = json.dumps({"signature_name": SIGNATURE,
+    body = json.dumps({"signature_name": SERVING_SIGNATURE,
                        "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
     url = f"{server.rstrip('/')}/v1/models/{urllib.parse.quote(model)}:predict"
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -87,7 +88,7 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = SIGNATURE
+    request.model_spec.signature_name = SERVING_SIGNATURE
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
     with grpc.insecure_channel(target) as channel:
         try:

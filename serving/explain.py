@@ -34,9 +34,9 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     import keras
     import tensorflow as tf
 
-    from components.trainer import image_decoding
+    from components.trainer import features, image_decoding
 
-    served = tf.saved_model.load(model_dir).signatures["serving_default"](images=tf.constant([image_bytes]))
+    served = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
     class_index = int(served["class_index"].numpy()[0])
     keras_path = os.path.join(model_dir, "assets.extra", "model.keras")
     if not os.path.exists(keras_path):

@@ -11,10 +11,9 @@ import dataclasses
 import numpy as np
 
 from components.saved_model_bundle import error_summary
+from components.trainer import features
 from serving.model_registry import LoadedVersion
 
-DEFAULT_SIGNATURE = "serving_default"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +50,7 @@ def signature_name(loaded: LoadedVersion, name: str) -> str:
     """The signature a request names ("" is serving_default); FailedPrecondition if the model lacks it."""
     if not isinstance(name, str):
         raise InvalidArgument(f"signature_name must be a string, got {name!r}")
-    name = name or DEFAULT_SIGNATURE
+    name = name or features.SERVING_SIGNATURE
     if name not in loaded.signature_defs:
         raise FailedPrecondition(f"Serving signature name: \"{name}\" not found in signature def")
     return name
@@ -114,8 +113,8 @@ def classify(loaded: LoadedVersion, name: str, serialized_examples: list, limits
     """Runs a classification signature; returns [[(class, score), ...] per example]."""
     name = signature_name(loaded, name)
     method = loaded.signature_defs[name].method_name
-    if method != CLASSIFY_METHOD:
-        raise FailedPrecondition(f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
+    if method != features.CLASSIFY_METHOD:
+        raise FailedPrecondition(f"Expected classification signature method_name to be {features.CLASSIFY_METHOD}. "
                                  f"Was: {method}")
     if not serialized_examples:
         raise InvalidArgument("Input is empty: give at least one example")

@@ -21,6 +21,7 @@ from typing import Optional
 
 from aiohttp import web
 
+from components.trainer import features
 from serving import inference, rest_json
 from serving import metrics as metrics_lib
 from serving.metrics import ServingMetrics
@@ -112,7 +113,7 @@ class RestApi:
             except RecursionError:
                 return _error(400, "JSON Parse error: nested too deeply")
             if isinstance(body, dict) and isinstance(body.get("signature_name", ""), str):
-                labels["signature"] = body.get("signature_name") or inference.DEFAULT_SIGNATURE
+                labels["signature"] = body.get("signature_name") or features.SERVING_SIGNATURE
             loaded = registry.resolve(version, parts["label"])
             loop = asyncio.get_running_loop()
             if parts["method"] == "predict":

@@ -3,6 +3,8 @@ features, and the exported model's evaluation signature the Evaluator calls.
 
 Kept free of TensorFlow at import time: ingestion's worker processes import it.
 """
+IMAGE_SIZE = 150  # every image is IMAGE_SIZE x IMAGE_SIZE RGB by the time the model sees it
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white, everywhere
 IMAGE_KEY = "image"  # PNG bytes
 LABEL_KEY = "label"  # int64 class index, classes in alphabetical order
 CLASS_NAME_KEY = "class_name"  # the class folder's name

@@ -7,12 +7,12 @@ import tensorflow as tf
 
 from components.trainer import features
 
-IMAGE_SIZE = 150
+IMAGE_SIZE = features.IMAGE_SIZE
 CHANNELS = 3
 # Transparent pixels are composited onto white: emoji art is drawn for light
 # pages, and decode_png(channels=3) would otherwise expose the (often black)
 # RGB under alpha 0. Ingestion uses the same background.
-BACKGROUND = 255.0
+BACKGROUND = float(features.BACKGROUND[0])  # white: the same value in every channel
 
 
 def _composite(rgb: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
