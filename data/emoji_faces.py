@@ -36,7 +36,8 @@ SUPERSAMPLE = 4
 DEFAULT_COUNT = 80
 DEFAULT_SEED = 20261129
 DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"  # the seed's 80 classic faces
-# The wide family's committed set, trained on beside the classic faces by default.
+# The wide family's committed set: what make bench-transfer's generator-only models train on
+# (with the classic 80); a run adds it with --data (README, "which default").
 WIDE_COUNT = 200
 WIDE_SEED = 20261130
 WIDE_DIR = Path(__file__).resolve().parent / "emoji_faces_wide"
