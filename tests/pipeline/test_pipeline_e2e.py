@@ -287,8 +287,8 @@ def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(w
     out = bundle.run("serving_default", {"images": np.array(images, dtype=object)})
     predicted = [name.decode() for name in out["class_name"]]
     accuracy = sum(p == cls for p, (_, cls) in zip(predicted, files)) / len(files)
-    # Measured 0.95 (57 of 60) in 5 of 5 default runs; training here is bit-identical run to run.
-    assert accuracy >= 0.9, accuracy
+    # Measured 1.0 (60 of 60) with the default data and recipe; training is reproducible run to run.
+    assert accuracy >= 0.95, accuracy
     assert out["probabilities"].shape == (60, 2)
 
     def example(image, label=None):
@@ -479,7 +479,7 @@ def test_explain_shows_the_model_looks_at_the_expression(ws, first_run, tmp_path
         for path in (happy, sad):
             saliency = explain.explain(model_dir, path.read_bytes()).saliency
             ratios.append(saliency[expression].mean() / saliency[~expression].mean())
-    assert min(ratios) > 2, ratios  # the smallest of the 8 measured 3.39 in 5 of 5 default runs
+    assert min(ratios) > 3, ratios  # measured 3.68-5.29 with the default data and recipe
 
 
 def test_four_expressions_train_a_softmax_model_end_to_end(tmp_path):
