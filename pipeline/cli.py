@@ -49,23 +49,17 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _sources(data: list | None, held_out: list):
-    """--data folders (default: the generated faces and the real-emoji pack,
-    Noto held out) and --held-out folders -> ingestion Sources."""
-    from data import ingest
-
-    if data is None:
-        return ingest.default_sources(configs.HELD_OUT_SOURCES) + [ingest.Source.of(d, True) for d in held_out]
-    return [ingest.Source.of(d) for d in data] + [ingest.Source.of(d, True) for d in held_out]
-
-
-def _ingest(sources, out_dir: Path):
-    """Runs ingestion and prints its report; returns the IngestResult, or None
-    after printing why the data cannot be used."""
+def _ingest(data: list | None, held_out: list, out_dir: Path):
+    """Ingests the --data folders (default: the generated faces and the
+    real-emoji pack, Noto held out) and the --held-out folders, and prints the
+    report; returns the IngestResult, or None after printing why the data
+    cannot be used."""
     from data import ingest
 
     try:
-        result = ingest.ingest(sources, out_dir)
+        sources = (ingest.default_sources(configs.HELD_OUT_SOURCES) if data is None
+                   else [ingest.Source.of(d) for d in data])
+        result = ingest.ingest(sources + [ingest.Source.of(d, held_out=True) for d in held_out], out_dir)
     except ingest.IngestError as e:
         if e.skipped:  # every other problem too, so one round of fixes is enough
             print(f"{len(e.skipped)} other file(s) could not be used:", file=sys.stderr)
@@ -79,14 +73,7 @@ def _ingest(sources, out_dir: Path):
 
 def cmd_ingest(args) -> int:
     _quiet_tensorflow()
-    from data import ingest
-
-    try:
-        sources = _sources(args.data, args.held_out)
-    except ingest.IngestError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    return 0 if _ingest(sources, args.out) else EXIT_FAILED
+    return 0 if _ingest(args.data, args.held_out, args.out) else EXIT_FAILED
 
 
 def _unwritable(folder: Path) -> str:
@@ -164,12 +151,7 @@ def _run_locked(args, paths, started) -> int:
             if not emoji_faces.DEFAULT_DIR.is_dir():
                 print(f"generating the default faces in {emoji_faces.DEFAULT_DIR}")
                 emoji_faces.generate(emoji_faces.DEFAULT_DIR)
-        try:
-            sources = _sources(args.data, args.held_out)
-        except ingest.IngestError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_FAILED
-        ingested = _ingest(sources, paths.examples_dir)
+        ingested = _ingest(args.data, args.held_out, paths.examples_dir)
         if not ingested:
             return EXIT_FAILED
         examples_dir, class_names = paths.examples_dir, args.classes or ingested.class_names

@@ -152,8 +152,8 @@ def _metrics(s) -> str:
     by_source = "" if not sources else "<h3>By source</h3>" + _table(
         ["source", "examples", "accuracy", "gate"],
         [(name, count, num(acc), "trained on" if floor is None else
-          f"held out: never trained on; needs >= {floor:g}" + ("" if acc is not None and acc >= floor else " - FAILED"))
-         for name, count, acc, floor in sources], {1, 2}, table_id="sources")
+          f"held out: never trained on; needs >= {floor:g}" + (" - FAILED" if failed else ""))
+         for name, count, acc, floor, failed in sources], {1, 2}, table_id="sources")
     return ("<h2>Evaluation (eval split)</h2>" + _table(["slice", "examples", "accuracy", "AUC"], rows, {1, 2, 3})
             + by_source + verdict)
 

@@ -297,9 +297,13 @@ def _add_push(summary: RunSummary) -> None:
 
 
 def source_rows(summary: RunSummary) -> list:
-    """(source, examples, accuracy, floor or None) per source, held-out ones first."""
-    rows = [(name, int(values.get("example_count", 0)), accuracy(values), summary.held_out.get(name))
-            for name, values in summary.source_metrics.items()]
+    """(source, examples, accuracy, floor or None, failed) per source, held-out
+    ones first; failed: a held-out source under its floor (or unmeasured)."""
+    rows = []
+    for name, values in summary.source_metrics.items():
+        acc, floor = accuracy(values), summary.held_out.get(name)
+        failed = floor is not None and (acc is None or acc < floor)
+        rows.append((name, int(values.get("example_count", 0)), acc, floor, failed))
     return sorted(rows, key=lambda r: (r[3] is None, r[0]))
 
 
@@ -309,9 +313,9 @@ def format_sources(summary: RunSummary) -> list:
     if not rows:
         return []
     lines = ["  by source (eval split):  examples  accuracy"]
-    for name, count, acc, floor in rows:
-        mark = "" if floor is None else f"  held out: never trained on; gate >= {floor:g}" + (
-            "" if acc is not None and acc >= floor else "  FAILED")
+    for name, count, acc, floor, failed in rows:
+        mark = "" if floor is None else (f"  held out: never trained on; gate >= {floor:g}"
+                                         + ("  FAILED" if failed else ""))
         lines.append(f"    {name:<22} {count:>8}  {acc if acc is not None else float('nan'):8.3f}{mark}")
     return lines
 
