@@ -5,7 +5,7 @@ from pathlib import Path
 # The Trainer imports its entry point from the installed package: no user-code
 # wheel to build and pip-install on every run (~3 s here). TFX hashed that
 # wheel to know when the code changed; trainer_code_version() does it instead.
-TRAINER_RUN_FN = "components.trainer.trainer_module.run_fn"
+TRAINER_RUN_FN = "happysad.components.trainer.trainer_module.run_fn"
 TRAINER_DIR = Path(__file__).resolve().parent / "trainer"
 
 

@@ -10,7 +10,7 @@ published in ML Metadata for `happysad inspect`.
 
 from tfx import v1 as tfx
 
-from components import anomalies as anomalies_lib
+from happysad.components import anomalies as anomalies_lib
 
 _Anomalies = tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]
 

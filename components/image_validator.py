@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 
 from tfx import v1 as tfx
 
-from components.anomalies import ANOMALIES_FILE
-from components.trainer import features
+from happysad.components.anomalies import ANOMALIES_FILE
+from happysad.components.trainer import features
 
 # The model's input contract: what the serving and training graphs decode.
 IMAGE_FORMATS = ("PNG", "JPEG")

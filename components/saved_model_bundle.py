@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 SERVE_TAG = "serve"
 WARMUP_FILE = os.path.join("assets.extra", features.WARMUP_FILE)

@@ -17,8 +17,8 @@ import time
 
 from tfx import v1 as tfx
 
-from components.saved_model_bundle import SavedModelBundle, error_summary
-from components.trainer import features
+from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
+from happysad.components.trainer import features
 
 RESULT_FILE = "serving_check.json"
 SAMPLE_SIZE = 8  # eval examples replayed through each signature

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 CLASS_NAMES = ("happy", "sad")  # the default data set
 # Every expression the generator draws; `--classes` picks a subset.

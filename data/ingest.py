@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 IMAGE_SIZE = features.IMAGE_SIZE
 BACKGROUND = features.BACKGROUND
@@ -73,7 +73,7 @@ class Source:
     @classmethod
     def of(cls, folder: Path | str, held_out: bool = False) -> "Source":
         """Named after the folder; the generator's committed sets are "generated" and "generated-wide"."""
-        from data import emoji_faces
+        from happysad.data import emoji_faces
 
         folder = Path(folder)
         names = {emoji_faces.DEFAULT_DIR.resolve(): features.GENERATED_SOURCE,
@@ -108,7 +108,7 @@ def default_sources(held_out: Sequence[str]) -> list[Source]:
     named in held_out go to eval whole, for the gate. (The wide family's faces
     are not in it: they transfer better but double the training images, and
     then a seed misses 0.999 within 14 epochs; README, "which default".)"""
-    from data import emoji_faces, real_emoji_pack
+    from happysad.data import emoji_faces, real_emoji_pack
 
     unknown = set(held_out) - set(real_emoji_pack.SETS)
     if unknown:

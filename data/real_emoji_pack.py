@@ -15,7 +15,7 @@ Facebook's art is not, and never appears here, not even for training):
 Every image is composited onto white at 150x150 RGB, as ingestion would do.
 The images and ATTRIBUTION.md are committed; this script rebuilds them:
 
-    .venv/bin/python -m data.real_emoji_pack          # npm pack into a temp dir, then render
+    .venv/bin/python -m happysad.data.real_emoji_pack          # npm pack into a temp dir, then render
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 PACK_DIR = Path(__file__).resolve().parent / "real_emoji"
 SIZE = features.IMAGE_SIZE
@@ -136,7 +136,7 @@ def build(tarballs: dict, out: Path = PACK_DIR) -> dict:
                             f"{package} {PACKAGES[package]}: `{member}` | {licence} |")
     (out / "ATTRIBUTION.md").write_text(
         "# Real emoji art: sources and licences\n\n"
-        "Built by `python -m data.real_emoji_pack` from the npm packages named below, each image\n"
+        "Built by `python -m happysad.data.real_emoji_pack` from the npm packages named below, each image\n"
         "composited onto white at 150x150. Apple's and Facebook's art is not redistributable and is not\n"
         "used. CC-BY 4.0 (Twemoji): Copyright 2020 Twitter, Inc and other contributors, graphics\n"
         "licensed under CC-BY 4.0. CC-BY-SA 4.0 (OpenMoji): OpenMoji - the open-source emoji and icon\n"

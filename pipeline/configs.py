@@ -4,7 +4,7 @@ Only defaults live here; the runner and CLI may override each of them.
 """
 import dataclasses
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 PIPELINE_NAME = "happysad"
 DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes

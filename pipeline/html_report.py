@@ -13,8 +13,8 @@ import io
 import os
 from pathlib import Path
 
-from components.trainer import features
-from pipeline import run_inspection, run_summary
+from happysad.components.trainer import features
+from happysad.pipeline import run_inspection, run_summary
 
 SAMPLES_PER_CLASS = 8
 
@@ -164,7 +164,7 @@ def _samples(examples_uri) -> str:
     import tensorflow as tf
     from PIL import Image
 
-    from components.image_validator import read_split
+    from happysad.components.image_validator import read_split
 
     per_class: dict = {}
     for record in read_split(examples_uri, "train"):

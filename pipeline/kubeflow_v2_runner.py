@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from pipeline import configs
+from happysad.pipeline import configs
 
 DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.16.0"  # replace with an image that has happysad installed
 
@@ -29,9 +29,9 @@ def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, servin
 
     from tfx import v1 as tfx
 
-    from components import TRAINER_RUN_FN, trainer_code_version
-    from pipeline import schema
-    from pipeline.pipeline import create_pipeline
+    from happysad.components import TRAINER_RUN_FN, trainer_code_version
+    from happysad.pipeline import schema
+    from happysad.pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,

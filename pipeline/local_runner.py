@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pipeline import configs
+from happysad.pipeline import configs
 
 DEFAULT_PIPELINE_ROOT = Path("pipeline_output")
 DEFAULT_SERVING_DIR = Path("serving_model")
@@ -80,10 +80,10 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
-    from components import TRAINER_RUN_FN, trainer_code_version
-    from pipeline import progress as progress_lib
-    from pipeline import run_summary, schema
-    from pipeline.pipeline import create_pipeline
+    from happysad.components import TRAINER_RUN_FN, trainer_code_version
+    from happysad.pipeline import progress as progress_lib
+    from happysad.pipeline import run_summary, schema
+    from happysad.pipeline.pipeline import create_pipeline
     from tfx import v1 as tfx
 
     paths.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
 
 
 def _run_ids(metadata_path: Path) -> set:
-    from pipeline import run_summary
+    from happysad.pipeline import run_summary
 
     try:
         return {r.name for r in run_summary.list_runs(run_summary.open_store(str(metadata_path)),

@@ -19,12 +19,12 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.components import DistributionValidator  # not exported by tfx.v1 in 1.16
 
-from components import resolvers
-from components.data_gate import DataGate
-from components.image_validator import ImageValidator
-from components.serving_check import ServingCheck
-from components.trainer import features
-from pipeline import configs
+from happysad.components import resolvers
+from happysad.components.data_gate import DataGate
+from happysad.components.image_validator import ImageValidator
+from happysad.components.serving_check import ServingCheck
+from happysad.components.trainer import features
+from happysad.pipeline import configs
 
 
 def _overall(threshold: tfma.MetricThreshold) -> list:

@@ -13,8 +13,8 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.trainer import features
-from pipeline import run_summary
+from happysad.components.trainer import features
+from happysad.pipeline import run_summary
 
 IMAGE_SUMMARY_FILE = "image_summary.json"  # written by components/image_validator.py
 

@@ -65,7 +65,7 @@ def recover(pipeline_root: Path, metadata_path: Path, examples_dir: Path) -> lis
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline import run_summary
+    from happysad.pipeline import run_summary
 
     store = metadata_store.MetadataStore(run_summary.connection_config(str(metadata_path)))
     State = metadata_store_pb2.Execution.State

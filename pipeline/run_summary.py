@@ -13,7 +13,7 @@ from typing import Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
 ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")  # 2 classes / 3 or more
@@ -133,7 +133,7 @@ def _outputs(store, execution_id: int) -> dict:
 
 
 def _add_validation(summary: RunSummary) -> None:
-    from components import anomalies as anomalies_lib
+    from happysad.components import anomalies as anomalies_lib
 
     for c in summary.components:
         for artifact in c.outputs.get("anomalies", []):
@@ -275,7 +275,7 @@ def _threshold_text(threshold) -> str:
 
 
 def _add_serving_check(summary: RunSummary) -> None:
-    from components.serving_check import RESULT_FILE
+    from happysad.components.serving_check import RESULT_FILE
 
     check = summary.component("ServingCheck")
     blessing = check.outputs.get("blessing") if check else None
@@ -328,7 +328,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.anomalies:
         lines.append("data validation:")
         lines.extend(format_anomalies(summary))
-    from pipeline.configs import ValidationConfig
+    from happysad.pipeline.configs import ValidationConfig
 
     threshold = ValidationConfig().max_label_drift
     for split, distance in sorted(summary.label_drift.items()):

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Sequence
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 CURATED_SCHEMA = Path(__file__).resolve().parent / "schema.pbtxt"
 

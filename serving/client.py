@@ -14,13 +14,13 @@ import urllib.parse
 import urllib.request
 from typing import Sequence
 
-from components.trainer.features import SERVING_SIGNATURE
+from happysad.components.trainer.features import SERVING_SIGNATURE
 
 
 
 def latest_version_dir(base_path: str) -> str:
     """The newest version folder with a SavedModel under a TF Serving base path."""
-    from serving.model_registry import versions_on_disk
+    from happysad.serving.model_registry import versions_on_disk
 
     versions = versions_on_disk(base_path)
     if not versions:
@@ -46,7 +46,7 @@ def _in_process(model_dir: str):
     import numpy as np
     import tensorflow as tf
 
-    from components.saved_model_bundle import SavedModelBundle, error_summary
+    from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
 
     bundle = SavedModelBundle(model_dir)
 

@@ -34,7 +34,7 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     import keras
     import tensorflow as tf
 
-    from components.trainer import features, image_decoding
+    from happysad.components.trainer import features, image_decoding
 
     served = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
     class_index = int(served["class_index"].numpy()[0])

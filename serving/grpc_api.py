@@ -24,10 +24,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from components.trainer import features
-from serving import inference, model_registry
-from serving.metrics import ServingMetrics
-from serving.model_registry import Models, NotFound
+from happysad.components.trainer import features
+from happysad.serving import inference, model_registry
+from happysad.serving.metrics import ServingMetrics
+from happysad.serving.model_registry import Models, NotFound
 
 log = logging.getLogger(__name__)
 

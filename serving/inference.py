@@ -10,9 +10,9 @@ import dataclasses
 
 import numpy as np
 
-from components.saved_model_bundle import error_summary
-from components.trainer import features
-from serving.model_registry import LoadedVersion
+from happysad.components.saved_model_bundle import error_summary
+from happysad.components.trainer import features
+from happysad.serving.model_registry import LoadedVersion
 
 
 

@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Optional, Sequence
 
-from components.saved_model_bundle import SavedModelBundle, error_summary
+from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from typing import Optional
 
 from aiohttp import web
 
-from components.trainer import features
-from serving import inference, rest_json
-from serving import metrics as metrics_lib
-from serving.metrics import ServingMetrics
-from serving.model_registry import Models, NotFound
+from happysad.components.trainer import features
+from happysad.serving import inference, rest_json
+from happysad.serving import metrics as metrics_lib
+from happysad.serving.metrics import ServingMetrics
+from happysad.serving.model_registry import Models, NotFound
 
 log = logging.getLogger(__name__)
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"

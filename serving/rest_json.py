@@ -15,7 +15,7 @@ import binascii
 
 import numpy as np
 
-from serving.inference import InvalidArgument, Limits, check_batch_size
+from happysad.serving.inference import InvalidArgument, Limits, check_batch_size
 
 
 def _decode(value):

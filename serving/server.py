@@ -18,9 +18,9 @@ from typing import Optional, Sequence
 
 from aiohttp import web
 
-from serving import grpc_api, inference, model_registry, rest_api
-from serving.metrics import ServingMetrics
-from serving.model_registry import ModelConfig, Models
+from happysad.serving import grpc_api, inference, model_registry, rest_api
+from happysad.serving.metrics import ServingMetrics
+from happysad.serving.model_registry import ModelConfig, Models
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"  # the live page: plain HTML + JS, no build step

@@ -4,7 +4,7 @@ import math
 import keras
 import tensorflow as tf
 
-from components.trainer import image_decoding
+from happysad.components.trainer import image_decoding
 
 # (layer type, defining settings) of the reference notebook's model, in order.
 # Rescaling comes first because pixels are rescaled inside the model, so the

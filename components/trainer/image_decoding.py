@@ -5,7 +5,7 @@ same pixels (no training/serving skew).
 """
 import tensorflow as tf
 
-from components.trainer import features
+from happysad.components.trainer import features
 
 IMAGE_SIZE = features.IMAGE_SIZE
 CHANNELS = 3

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from components.trainer import features, image_decoding
+from happysad.components.trainer import features, image_decoding
 
 SERVING_SIGNATURE = features.SERVING_SIGNATURE
 CLASSIFY_SIGNATURE = features.CLASSIFY_SIGNATURE

@@ -10,7 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
-from components.trainer import emoji_cnn, features, image_decoding, serving_signatures, training_report
+from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures, training_report
 
 
 def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):

@@ -29,7 +29,7 @@ def _median(values):
 
 def whole_runs(work: Path, runner: str, repeats: int) -> dict:
     """`happysad run` as a user types it: cold (fresh root) and cached (unchanged re-run)."""
-    from pipeline import configs, run_summary
+    from happysad.pipeline import configs, run_summary
 
     cold, cached, components = [], [], {}
     for i in range(repeats):
@@ -62,7 +62,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from components.trainer import emoji_cnn, trainer_module, training_report
+    from happysad.components.trainer import emoji_cnn, trainer_module, training_report
 
     train_files = [str(examples / "Split-train" / "*")]
     run_dir = tempfile.mkdtemp()
@@ -97,7 +97,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
 
 
 def seeds(examples: Path, count: int = 5) -> dict:
-    from components.trainer import trainer_module, training_report
+    from happysad.components.trainer import trainer_module, training_report
 
     epochs, accuracy = [], []
     for seed in range(1, count + 1):
@@ -122,8 +122,8 @@ def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str, beam_
     data half of the pipeline, on its own."""
     from tfx import v1 as tfx
 
-    from pipeline import run_summary
-    from pipeline.pipeline import import_example_gen
+    from happysad.pipeline import run_summary
+    from happysad.pipeline.pipeline import import_example_gen
 
     example_gen = import_example_gen(str(examples_dir), presplit=True)  # the pipeline's own, on ingest's split
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
@@ -141,8 +141,8 @@ def scale(work: Path, sizes, cache_dir: Path) -> list:
     """Ingestion and StatisticsGen + SchemaGen + ExampleValidator at growing sizes."""
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from data import emoji_faces, ingest
-    from pipeline import run_summary, schema
+    from happysad.data import emoji_faces, ingest
+    from happysad.pipeline import run_summary, schema
 
     rows = []
     for size in sizes:

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from live_server import MODEL, export_version, start_server
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving import client
+    from happysad.serving import client
 
     tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     model_dir = args.model_dir

@@ -37,7 +37,7 @@ def load_folder(folder: Path):
     import numpy as np
     import tensorflow as tf
 
-    from components.trainer import image_decoding
+    from happysad.components.trainer import image_decoding
 
     images, labels = [], []
     for label, class_name in enumerate(CLASSES):
@@ -60,7 +60,7 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list) 
     import numpy as np
     import tensorflow as tf
 
-    from components.trainer import emoji_cnn, trainer_module
+    from happysad.components.trainer import emoji_cnn, trainer_module
 
     keras.utils.set_random_seed(seed)
     model = emoji_cnn.build_model()
@@ -76,7 +76,7 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list) 
 
 
 def main() -> None:
-    from data import emoji_faces, real_emoji_pack
+    from happysad.data import emoji_faces, real_emoji_pack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)

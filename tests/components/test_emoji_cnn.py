@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from components.trainer import emoji_cnn
+from happysad.components.trainer import emoji_cnn
 
 
 def test_layer_list_is_the_reference():

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.trainer import image_decoding
+from happysad.components.trainer import image_decoding
 
 
 def _encode(image: Image.Image, fmt="PNG") -> bytes:

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import anomalies as anomalies_lib
-from components import data_gate, image_validator
+from happysad.components import anomalies as anomalies_lib
+from happysad.components import data_gate, image_validator
 
 CLASSES = ["happy", "sad"]
 

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.saved_model_bundle import SavedModelBundle
-from components.trainer import emoji_cnn, serving_signatures
-from data import emoji_faces
+from happysad.components.saved_model_bundle import SavedModelBundle
+from happysad.components.trainer import emoji_cnn, serving_signatures
+from happysad.data import emoji_faces
 
 FACES = [(emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png").read_bytes() for c in ("happy", "sad") for i in range(2)]
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import serving_check
-from components.trainer import emoji_cnn, features, image_decoding, serving_signatures
-from data import emoji_faces
+from happysad.components import serving_check
+from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures
+from happysad.data import emoji_faces
 
 
 def _examples() -> list:

@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.python.tools import saved_model_utils
 
-from components.trainer import emoji_cnn, serving_signatures
+from happysad.components.trainer import emoji_cnn, serving_signatures
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def _evaluation_example(image: bytes, label: int) -> bytes:
 def test_every_signature_answers_through_tf_servings_session_loader_as_through_tf2(export_dir):
     """TF Serving runs a SavedModel through a TF1 session by tensor name, not
     through tf.saved_model.load; both must give the same answers."""
-    from components.saved_model_bundle import SavedModelBundle
+    from happysad.components.saved_model_bundle import SavedModelBundle
 
     images = [_png((250, 200, 40)), _png((30, 60, 200), size=(64, 80)), _png(128, mode="L")]
     calls = {
@@ -107,7 +107,7 @@ def test_probability_columns_follow_the_keras_model(export_dir):
     """Column 1 is P(class index 1) as the Keras model itself says it, column 0 its complement."""
     import keras
 
-    from components.trainer import image_decoding
+    from happysad.components.trainer import image_decoding
 
     model = keras.models.load_model(f"{export_dir}/assets.extra/model.keras")
     images = [_png((250, 200, 40)), _png((30, 60, 200)), _png((200, 30, 60))]

@@ -1,7 +1,7 @@
 """The Trainer runs from the installed package; a hash of its code re-runs it when the code changes."""
 import shutil
 
-import components
+from happysad import components
 
 
 def test_the_code_version_follows_every_file_of_the_trainer_package(tmp_path, monkeypatch):

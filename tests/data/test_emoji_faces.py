@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data import emoji_faces
+from happysad.data import emoji_faces
 
 
 def _files(root: Path):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from data import ingest
+from happysad.data import ingest
 
 
 def _png(image: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -212,7 +212,7 @@ def test_missing_folder_names_the_folder(tmp_path):
 
 
 def test_parallel_and_serial_ingestion_give_the_same_records(tmp_path):
-    from data import emoji_faces
+    from happysad.data import emoji_faces
 
     emoji_faces.generate(tmp_path / "faces", count=ingest._PARALLEL_FROM + 4, seed=5)
     serial = ingest.ingest(tmp_path / "faces", tmp_path / "serial", workers=1, progress=False)
@@ -343,7 +343,7 @@ def test_the_split_of_an_image_does_not_depend_on_the_rest_of_the_folder(tmp_pat
 
 
 def test_the_default_sources_hold_noto_out_and_name_the_generated_faces():
-    from data import emoji_faces
+    from happysad.data import emoji_faces
 
     sources = ingest.default_sources(("noto",))
     assert sources[0] == ingest.Source(emoji_faces.DEFAULT_DIR, "generated", False)

@@ -4,8 +4,8 @@ import re
 
 from PIL import Image
 
-from data import real_emoji_pack
-from data.real_emoji_pack import PACK_DIR
+from happysad.data import real_emoji_pack
+from happysad.data.real_emoji_pack import PACK_DIR
 
 ALLOWED_LICENCES = {"Apache-2.0", "CC-BY 4.0", "CC-BY-SA 4.0", "MIT"}
 

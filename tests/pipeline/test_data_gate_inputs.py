@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 from PIL import Image
 
-from data import emoji_faces, ingest
+from happysad.data import emoji_faces, ingest
 
 REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")

@@ -35,7 +35,7 @@ def test_compiles_every_component_and_the_trainer_module(tmp_path):
     trainer = json.dumps(tasks["Trainer"])
     # The image's installed package holds the Trainer's code; its hash travels in the spec, so a
     # code change is a new Trainer execution (no user-code wheel to upload).
-    from components import TRAINER_RUN_FN, trainer_code_version
+    from happysad.components import TRAINER_RUN_FN, trainer_code_version
 
     assert TRAINER_RUN_FN in trainer and trainer_code_version() in trainer
     assert not (root / "_wheels").exists()

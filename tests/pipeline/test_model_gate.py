@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from pipeline import configs
-from pipeline.pipeline import _eval_config
+from happysad.pipeline import configs
+from happysad.pipeline.pipeline import _eval_config
 
 
 def _example(label: int, score: float, baseline: float, source: str = "generated") -> bytes:

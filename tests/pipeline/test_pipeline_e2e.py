@@ -22,8 +22,8 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from data import emoji_faces, ingest
-from pipeline import configs
+from happysad.data import emoji_faces, ingest
+from happysad.pipeline import configs
 
 REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
@@ -122,8 +122,8 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     import tensorflow as tf
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    from components import anomalies as anomalies_lib
-    from components.saved_model_bundle import SavedModelBundle
+    from happysad.components import anomalies as anomalies_lib
+    from happysad.components.saved_model_bundle import SavedModelBundle
 
     def first(node):
         return ws.executions(node)[0]
@@ -276,7 +276,7 @@ def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(w
     import numpy as np
     import tensorflow as tf
 
-    from components.saved_model_bundle import SavedModelBundle
+    from happysad.components.saved_model_bundle import SavedModelBundle
 
     model_dir = str(ws.serving / "happysad" / first_run.version)
     bundle = SavedModelBundle(model_dir)
@@ -317,8 +317,8 @@ def test_the_pushed_model_reads_real_emoji_of_a_vendor_it_never_trained_on(ws, f
     per-source slice and the run summary report the same accuracy."""
     import numpy as np
 
-    from components.saved_model_bundle import SavedModelBundle
-    from data import real_emoji_pack
+    from happysad.components.saved_model_bundle import SavedModelBundle
+    from happysad.data import real_emoji_pack
 
     bundle = SavedModelBundle(str(ws.serving / "happysad" / first_run.version))
     (held_out,) = configs.HELD_OUT_SOURCES
@@ -376,7 +376,7 @@ def test_later_runs_a_cached_rerun_then_changed_data_then_drifted_data(ws, first
     (current,) = ws.io(drift, metadata_store_pb2.Event.INPUT, "statistics")
     assert previous.id == first_stats.id != current.id
     # The summary measures the class-balance move the DriftValidator judged: one face of each class.
-    from pipeline import run_summary
+    from happysad.pipeline import run_summary
 
     drift = run_summary.read_run(str(ws.root / "metadata.sqlite"), "happysad").label_drift
     assert set(drift) == {"train", "eval"} and all(0 <= d < 0.125 for d in drift.values()), drift
@@ -399,7 +399,7 @@ def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run, tmp_path)
     README's seed table (epoch, eval accuracy, eval AUC) comes from this print."""
     import keras
 
-    from components.trainer import trainer_module
+    from happysad.components.trainer import trainer_module
 
     example_gen = ws.executions("ImportExampleGen")[0]
     examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
@@ -453,7 +453,7 @@ def test_explain_shows_the_model_looks_at_the_expression(ws, first_run, tmp_path
     import numpy as np
     from PIL import Image, ImageFilter
 
-    from serving import explain
+    from happysad.serving import explain
 
     model_dir = str(ws.serving / "happysad" / first_run.version)
     faces = emoji_faces.DEFAULT_DIR  # what ws.data held for the first run

@@ -9,7 +9,7 @@ from pathlib import Path
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from data import emoji_faces
+from happysad.data import emoji_faces
 
 REPO = Path(__file__).resolve().parents[2]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")

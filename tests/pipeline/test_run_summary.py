@@ -1,7 +1,7 @@
 """The run summary's drift warning: a class balance that moved past half the drift threshold."""
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from pipeline import run_summary
+from happysad.pipeline import run_summary
 
 
 def _statistics(folder, split, counts):

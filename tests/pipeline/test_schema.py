@@ -11,7 +11,7 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_data_validation.statistics.stats_impl import generate_statistics_in_memory
 
-from pipeline import configs, schema
+from happysad.pipeline import configs, schema
 
 FEATURES = {"image": pa.large_binary(), "label": pa.int64(), "class_name": pa.large_binary(),
             "filename": pa.large_binary()}

@@ -32,7 +32,7 @@ def in_process(model_base):
 @pytest.fixture(scope="session")
 def faces():
     """A few of the committed faces' PNG bytes, both classes."""
-    from data import emoji_faces
+    from happysad.data import emoji_faces
 
     files = [emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png" for c in ("happy", "sad") for i in range(3)]
     return [f.read_bytes() for f in files]

@@ -25,8 +25,8 @@ def export_version(base: Path, version: int, seed: int) -> Path:
     written in place - not atomically, as TFX's Pusher copies a version."""
     import tensorflow as tf
 
-    from components.trainer import emoji_cnn, serving_signatures
-    from data import emoji_faces
+    from happysad.components.trainer import emoji_cnn, serving_signatures
+    from happysad.data import emoji_faces
 
     tf.keras.utils.set_random_seed(seed)
     path = base / str(version)

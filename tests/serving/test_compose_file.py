@@ -4,8 +4,8 @@ import re
 import yaml
 
 from live_server import REPO
-from pipeline import configs, local_runner
-from serving import model_registry
+from happysad.pipeline import configs, local_runner
+from happysad.serving import model_registry
 
 
 def test_the_compose_file_serves_the_pushers_folder_with_the_locks_tf_release():

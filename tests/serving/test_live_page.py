@@ -3,7 +3,7 @@ import tensorflow as tf
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from data import emoji_faces
+from happysad.data import emoji_faces
 
 
 def test_a_picked_face_is_classified_by_the_servers_rest_api(server, browser, in_process, tmp_path):

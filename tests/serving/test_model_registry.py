@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from serving import model_registry
-from serving.model_registry import ModelConfig, ModelRegistry, NotFound, VersionPolicy
+from happysad.serving import model_registry
+from happysad.serving.model_registry import ModelConfig, ModelRegistry, NotFound, VersionPolicy
 from live_server import REPO
 
 

@@ -4,7 +4,7 @@ import subprocess
 import tensorflow as tf
 
 from live_server import HAPPYSAD, REPO
-from data import emoji_faces
+from happysad.data import emoji_faces
 
 FILES = [emoji_faces.DEFAULT_DIR / "happy" / "happy_000.png", emoji_faces.DEFAULT_DIR / "sad" / "sad_000.png"]
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import rest_json
-from serving.inference import InvalidArgument
+from happysad.serving import rest_json
+from happysad.serving.inference import InvalidArgument
 
 
 def test_b64_objects_become_raw_bytes_in_both_formats():

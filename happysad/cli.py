@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
+from happysad.pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
 
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
@@ -33,7 +33,7 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_generate(args) -> int:
-    from data import emoji_faces
+    from happysad.data import emoji_faces
 
     wide = args.family == "wide"  # each family's defaults: the committed set
     out = args.out or (emoji_faces.WIDE_DIR if wide else emoji_faces.DEFAULT_DIR)
@@ -54,7 +54,7 @@ def _ingest(data: list | None, held_out: list, out_dir: Path):
     real-emoji pack, Noto held out) and the --held-out folders, and prints the
     report; returns the IngestResult, or None after printing why the data
     cannot be used."""
-    from data import ingest
+    from happysad.data import ingest
 
     try:
         sources = (ingest.default_sources(configs.HELD_OUT_SOURCES) if data is None
@@ -135,8 +135,8 @@ def cmd_run(args) -> int:
 
 
 def _run_locked(args, paths, started) -> int:
-    from data import ingest
-    from pipeline import run_summary
+    from happysad.data import ingest
+    from happysad.pipeline import run_summary
 
     if args.tfrecords is not None:  # made elsewhere: validation alone vouches for them
         examples_dir, class_names = args.tfrecords.resolve(), args.classes or list(configs.DEFAULT_CLASSES)
@@ -146,7 +146,7 @@ def _run_locked(args, paths, started) -> int:
         print(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
     else:
         if args.data is None:
-            from data import emoji_faces
+            from happysad.data import emoji_faces
 
             if not emoji_faces.DEFAULT_DIR.is_dir():
                 print(f"generating the default faces in {emoji_faces.DEFAULT_DIR}")
@@ -182,7 +182,7 @@ def _run_locked(args, paths, started) -> int:
 
 def cmd_inspect(args) -> int:
     _quiet_tensorflow()
-    from pipeline import run_inspection
+    from happysad.pipeline import run_inspection
 
     paths = local_runner.make_paths(args.pipeline_root)
     try:
@@ -192,7 +192,7 @@ def cmd_inspect(args) -> int:
         return EXIT_FAILED
     print(run_inspection.format_inspection(inspection))
     if args.html:
-        from pipeline import html_report
+        from happysad.pipeline import html_report
 
         html_report.write(inspection, args.html)
         print(f"HTML report: {args.html.resolve()}")
@@ -201,7 +201,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_serve(args) -> int:
     _quiet_tensorflow()
-    from serving import model_registry, server
+    from happysad.serving import model_registry, server
 
     if args.model_config_file:
         try:
@@ -223,7 +223,7 @@ def cmd_serve(args) -> int:
 
 def cmd_predict(args) -> int:
     _quiet_tensorflow()
-    from serving import client
+    from happysad.serving import client
 
     readable, failed = [], 0
     for path in args.images:
@@ -258,11 +258,11 @@ def cmd_predict(args) -> int:
 
 def cmd_explain(args) -> int:
     _quiet_tensorflow()
-    from serving import client, explain
+    from happysad.serving import client, explain
 
     import tensorflow as tf
 
-    from components.saved_model_bundle import error_summary
+    from happysad.components.saved_model_bundle import error_summary
 
     try:
         model_dir = str(args.model_dir or client.latest_version_dir(str(DEFAULT_MODEL_BASE)))
@@ -285,7 +285,7 @@ def cmd_explain(args) -> int:
 
 def cmd_compile(args) -> int:
     _quiet_tensorflow()
-    from pipeline import kubeflow_v2_runner, progress
+    from happysad.pipeline import kubeflow_v2_runner, progress
 
     classes = args.classes or list(configs.DEFAULT_CLASSES)
     log = args.out.with_suffix(".compile.log")
@@ -330,7 +330,7 @@ def _add_data_flags(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS, FAMILIES
+    from happysad.data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS, FAMILIES
 
     parser = argparse.ArgumentParser(prog="happysad", description="Happy/sad emoji TFX pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--out", type=Path, default=None, help="PNG to write (default: explain-<image name>.png)")
     expl.set_defaults(func=cmd_explain)
 
-    from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
+    from happysad.pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
 
     comp = sub.add_parser("compile", help="write the pipeline spec for another orchestrator (offline)")
     comp.add_argument("out", type=Path, metavar="OUT.json")
