@@ -33,3 +33,13 @@ def test_no_python_310_fails_naming_what_to_install(tmp_path):
     for hint in ("pyenv install 3.10", "uv python install 3.10", "PYTHON=/path/to/python3.10"):
         assert hint in result.stderr
     assert not (project / ".venv").exists()
+
+
+def test_the_venv_holds_compiled_bytecode():
+    # Without it each command compiles TFX's imports again where
+    # PYTHONDONTWRITEBYTECODE is set: 17 s instead of 7 s to import the orchestrator.
+    import importlib.util
+
+    import tfx.orchestration.beam.beam_dag_runner as module
+
+    assert Path(importlib.util.cache_from_source(module.__file__)).is_file()
