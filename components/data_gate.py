@@ -8,11 +8,13 @@ nothing is trained, evaluated or pushed. The validators' artifacts stay
 published in ML Metadata for `happysad inspect`.
 """
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
 
 from happysad.components import anomalies as anomalies_lib
 
-_Anomalies = tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]
+_Anomalies = InputArtifact[standard_artifacts.ExampleAnomalies]
 
 
 class DataRejected(RuntimeError):
@@ -28,7 +30,7 @@ def check(named_uris: dict) -> None:
                            f"nothing was trained:\n{lines}")
 
 
-@tfx.dsl.components.component
+@component
 def DataGate(schema_anomalies: _Anomalies, image_anomalies: _Anomalies,
              skew_anomalies: _Anomalies, drift_anomalies: _Anomalies) -> None:
     check({"ExampleValidator": schema_anomalies.uri, "ImageValidator": image_anomalies.uri,

@@ -15,7 +15,9 @@ import json
 import os
 import time
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
 
 from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
 from happysad.components.trainer import features
@@ -130,13 +132,13 @@ def serving_model_dir(model_uri: str) -> str:
     return os.path.join(model_uri, "Format-Serving")
 
 
-@tfx.dsl.components.component
+@component
 def ServingCheck(
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.InfraBlessing],
-    class_names: tfx.dsl.components.Parameter[str],
-    latency_budget_ms: tfx.dsl.components.Parameter[float] = 500.0,
+    model: InputArtifact[standard_artifacts.Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    blessing: OutputArtifact[standard_artifacts.InfraBlessing],
+    class_names: Parameter[str],
+    latency_budget_ms: Parameter[float] = 500.0,
 ) -> None:
     """class_names: a JSON list, in label order."""
     names = json.loads(class_names)

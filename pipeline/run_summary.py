@@ -23,6 +23,7 @@ CLASS_METRICS = (*ACCURACY_METRICS, "example_count")
 def accuracy(metrics: dict) -> Optional[float]:
     """The accuracy TFMA reported, whichever head the model has."""
     return next((metrics[k] for k in ACCURACY_METRICS if k in metrics), None)
+CACHE_DIR = "summary_cache"  # beside metadata.sqlite: what was read from immutable artefacts
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
@@ -115,7 +116,7 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
     _add_validation(summary)
     _add_label_drift(summary, store)
     _add_training(summary)
-    _add_evaluation(summary)
+    _add_evaluation(summary, os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR))
     _add_serving_check(summary)
     _add_push(summary)
     return summary
@@ -201,7 +202,7 @@ def _add_training(summary: RunSummary) -> None:
     summary.training_curves = curves if os.path.exists(curves) else None
 
 
-def _add_evaluation(summary: RunSummary) -> None:
+def _add_evaluation(summary: RunSummary, cache_dir: str) -> None:
     class_names = (summary.training or {}).get("class_names") or []
     evaluator = summary.component("Evaluator")
     if not evaluator:
@@ -212,9 +213,43 @@ def _add_evaluation(summary: RunSummary) -> None:
     evaluation = evaluator.outputs.get("evaluation")
     if not evaluation:
         return
+    result = _cached(cache_dir, ["evaluation", evaluation[0].uri, *class_names],
+                     lambda: _read_evaluation(evaluation[0].uri, class_names))
+    summary.metrics, summary.class_metrics = result["metrics"], result["class_metrics"]
+    summary.source_metrics, summary.held_out = result["source_metrics"], result["held_out"]
+    summary.failed_thresholds.extend(result["failed_thresholds"])
+
+
+def _cached(cache_dir: str, key: list, read) -> dict:
+    """read() once per key, kept as JSON in cache_dir. Only for what an
+    artefact's URI fixes (artefacts are never rewritten): a cached run re-reads
+    the same Evaluator output, and parsing it needs TFMA, ~3 s to import here."""
+    import hashlib
+
+    path = os.path.join(cache_dir, hashlib.sha256("\0".join(key).encode()).hexdigest()[:24] + ".json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        pass
+    value = read()
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        with open(path + ".partial", "w") as f:
+            json.dump(value, f)
+        os.replace(path + ".partial", path)
+    except OSError:  # a read-only root still gets its summary, uncached
+        pass
+    return value
+
+
+def _read_evaluation(uri: str, class_names: list) -> dict:
+    """The Evaluator's output at uri: metrics overall, by class and by source,
+    the held-out floors, and why the model failed its thresholds."""
     import tensorflow_model_analysis as tfma
 
-    for metrics_for_slice in tfma.load_metrics(evaluation[0].uri):
+    result = {"metrics": {}, "class_metrics": {}, "source_metrics": {}, "failed_thresholds": []}
+    for metrics_for_slice in tfma.load_metrics(uri):
         slice_keys = {k.column: (k.bytes_value.decode() if k.HasField("bytes_value") else k.int64_value)
                       for k in metrics_for_slice.slice_key.single_slice_keys}
         values = {}
@@ -228,24 +263,25 @@ def _add_evaluation(summary: RunSummary) -> None:
                     name += f"[{class_names[class_id] if class_id < len(class_names) else class_id}]"
                 values[name] = kv.value.double_value.value
         if not slice_keys:
-            summary.metrics = values
+            result["metrics"] = values
         elif features.CLASS_NAME_KEY in slice_keys:
-            summary.class_metrics[str(slice_keys[features.CLASS_NAME_KEY])] = values
+            result["class_metrics"][str(slice_keys[features.CLASS_NAME_KEY])] = values
         elif features.SOURCE_KEY in slice_keys:
-            summary.source_metrics[str(slice_keys[features.SOURCE_KEY])] = values
-    summary.held_out = held_out_floors(evaluation[0].uri)
-    validation = tfma.load_validation_result(evaluation[0].uri)
+            result["source_metrics"][str(slice_keys[features.SOURCE_KEY])] = values
+    result["held_out"] = held_out_floors(uri)
+    validation = tfma.load_validation_result(uri)
     for per_slice in validation.metric_validations_per_slice:
         where = ", ".join(f"{k.column}={k.bytes_value.decode() if k.HasField('bytes_value') else k.int64_value}"
                           for k in per_slice.slice_key.single_slice_keys)
         for failure in per_slice.failures:
             what = "change vs last blessed model" if failure.metric_key.is_diff else "value"
-            summary.failed_thresholds.append(
+            result["failed_thresholds"].append(
                 f"{failure.metric_key.name} {what} {failure.metric_value.double_value.value:.4g} "
                 f"does not meet {_threshold_text(failure.metric_threshold)}"
                 + (f" on {where} (held-out art the model never trained on)" if where else ""))
     for missing in validation.missing_slices:
-        summary.failed_thresholds.append(f"no eval examples for the gated slice {dict(missing.feature_values)}")
+        result["failed_thresholds"].append(f"no eval examples for the gated slice {dict(missing.feature_values)}")
+    return result
 
 
 def held_out_floors(evaluation_uri: str) -> dict:

@@ -45,3 +45,20 @@ def test_the_source_table_puts_held_out_sources_first_and_marks_one_under_its_fl
     assert lines[2].endswith("1.000  held out: never trained on; gate >= 0.85")
     assert lines[3].endswith("0.500")  # trained on: no floor, however low
     assert [failed for *_, failed in run_summary.source_rows(summary)] == [True, False, False]
+
+
+def test_what_an_artefact_fixes_is_read_once_and_a_damaged_cache_is_read_again(tmp_path):
+    reads = []
+
+    def read():
+        reads.append(1)
+        return {"metrics": {"binary_accuracy": 0.95}, "call": len(reads)}
+
+    key = ["evaluation", "/root/Evaluator/evaluation/12", "happy", "sad"]
+    first = run_summary._cached(str(tmp_path), key, read)
+    assert run_summary._cached(str(tmp_path), key, read) == first and len(reads) == 1
+    assert run_summary._cached(str(tmp_path), [*key[:2], "sad", "happy"], read)["call"] == 2  # another key
+    (damaged,) = [p for p in tmp_path.glob("*.json") if "call\": 1" in p.read_text()]
+    damaged.write_text("{not json")
+    assert run_summary._cached(str(tmp_path), key, read)["call"] == 3
+    assert not list(tmp_path.glob("*.partial"))
