@@ -19,8 +19,7 @@ from happysad.pipeline import configs, local_runner, run_lock  # light: no Tenso
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
 EXIT_DATA_REJECTED = 4
-DEFAULT_MODEL_BASE = local_runner.DEFAULT_SERVING_DIR / configs.MODEL_NAME  # where `happysad run` pushes
-DATA_GATE = "DataGate"
+DEFAULT_MODEL_BASE = configs.model_base(local_runner.DEFAULT_SERVING_DIR)  # where `happysad run` pushes
 
 
 def _quiet_tensorflow() -> None:
@@ -49,31 +48,25 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _ingest(data: list | None, held_out: list, out_dir: Path):
-    """Ingests the --data folders (default: the generated faces and the
-    real-emoji pack, Noto held out) and the --held-out folders, and prints the
-    report; returns the IngestResult, or None after printing why the data
-    cannot be used."""
-    from happysad.data import ingest
-
-    try:
-        sources = (ingest.default_sources(configs.HELD_OUT_SOURCES) if data is None
-                   else [ingest.Source.of(d) for d in data])
-        result = ingest.ingest(sources + [ingest.Source.of(d, held_out=True) for d in held_out], out_dir)
-    except ingest.IngestError as e:
-        if e.skipped:  # every other problem too, so one round of fixes is enough
-            print(f"{len(e.skipped)} other file(s) could not be used:", file=sys.stderr)
-            for row in e.skipped:
-                print(f"  {row['file']:<40} {row['reason']}", file=sys.stderr)
-        print(f"error: {e}", file=sys.stderr)
-        return None
-    print(ingest.format_report(result))
-    return result
+def _ingest_error(e) -> None:
+    if e.skipped:  # every other problem too, so one round of fixes is enough
+        print(f"{len(e.skipped)} other file(s) could not be used:", file=sys.stderr)
+        for row in e.skipped:
+            print(f"  {row['file']:<40} {row['reason']}", file=sys.stderr)
+    print(f"error: {e}", file=sys.stderr)
 
 
 def cmd_ingest(args) -> int:
     _quiet_tensorflow()
-    return 0 if _ingest(args.data, args.held_out, args.out) else EXIT_FAILED
+    from happysad.data import ingest
+
+    try:
+        result = local_runner.ingest_sources(args.data, args.held_out, args.out)
+    except ingest.IngestError as e:
+        _ingest_error(e)
+        return EXIT_FAILED
+    print(ingest.format_report(result))
+    return 0
 
 
 def _unwritable(folder: Path) -> str:
@@ -121,57 +114,32 @@ def _check_run_args(parser, args) -> None:
 
 def cmd_run(args) -> int:
     _quiet_tensorflow()
-
-    started = time.monotonic()
-    paths = local_runner.make_paths(args.pipeline_root, args.serving_dir)
-    try:
-        with run_lock.exclusive(paths.pipeline_root):
-            for note in run_lock.recover(paths.pipeline_root, paths.metadata_path, paths.examples_dir):
-                print(f"note: {note}")
-            return _run_locked(args, paths, started)
-    except run_lock.RootBusy as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-
-
-def _run_locked(args, paths, started) -> int:
     from happysad.data import ingest
     from happysad.pipeline import run_summary
 
-    if args.tfrecords is not None:  # made elsewhere: validation alone vouches for them
-        examples_dir, class_names = args.tfrecords.resolve(), args.classes or list(configs.DEFAULT_CLASSES)
-        # `happysad ingest --out` output keeps its split and held-out sources.
-        presplit = ingest.is_ingested(examples_dir)
-        held_out = ingest.held_out_sources(examples_dir) if presplit else []
-        print(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
-    else:
-        if args.data is None:
-            from happysad.data import emoji_faces
-
-            if not emoji_faces.DEFAULT_DIR.is_dir():
-                print(f"generating the default faces in {emoji_faces.DEFAULT_DIR}")
-                emoji_faces.generate(emoji_faces.DEFAULT_DIR)
-        ingested = _ingest(args.data, args.held_out, paths.examples_dir)
-        if not ingested:
-            return EXIT_FAILED
-        examples_dir, class_names = paths.examples_dir, args.classes or ingested.class_names
-        presplit, held_out = True, ingested.held_out
-    training = configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
-                                      learning_rate=args.learning_rate, augment=args.augment)
-    print(f"running pipeline {configs.PIPELINE_NAME} ({args.runner} orchestrator), "
-          f"root {paths.pipeline_root}")
+    started = time.monotonic()
+    config = local_runner.RunConfig(
+        data=args.data, held_out=args.held_out, tfrecords=args.tfrecords, classes=args.classes, runner=args.runner,
+        training=configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
+                                        learning_rate=args.learning_rate, augment=args.augment),
+        pipeline_root=args.pipeline_root, serving_dir=args.serving_dir, beam_args=args.beam_arg,
+        enable_cache=not args.no_cache)
     try:
-        summary = local_runner.run_pipeline(
-            paths, class_names, runner=args.runner, examples_dir=examples_dir, presplit=presplit,
-            held_out_sources=held_out, training=training,
-            beam_args=args.beam_arg, enable_cache=not args.no_cache)
-    except local_runner.PipelineFailed as e:
-        if e.node == DATA_GATE and e.summary is not None:
+        summary = local_runner.run(config)
+    except run_lock.RootBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except ingest.IngestError as e:
+        _ingest_error(e)
+        return EXIT_FAILED
+    except local_runner.DataRejected as e:
+        if e.summary is not None:
             print(run_summary.format_summary(e.summary))
-            print(f"REJECTED: the data failed validation (above), so nothing was trained or pushed.\n"
-                  f"Fix the files named, or the class set (--classes), and run again. Log: {e.log_path}",
-                  file=sys.stderr)
-            return EXIT_DATA_REJECTED
+        print(f"REJECTED: the data failed validation (above), so nothing was trained or pushed.\n"
+              f"Fix the files named, or the class set (--classes), and run again. Log: {e.log_path}",
+              file=sys.stderr)
+        return EXIT_DATA_REJECTED
+    except local_runner.PipelineFailed as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(run_summary.format_summary(summary))
@@ -329,11 +297,8 @@ def _add_data_flags(parser) -> None:
                         "and the gate needs each folder's accuracy to reach its floor")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_generate_parser(sub) -> None:
     from happysad.data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS, FAMILIES
-
-    parser = argparse.ArgumentParser(prog="happysad", description="Happy/sad emoji TFX pipeline.")
-    sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate the synthetic emoji faces")
     gen.add_argument("--family", choices=sorted(FAMILIES), default="classic",
@@ -348,12 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"random seed (default: {DEFAULT_SEED}, or the wide set's)")
     gen.set_defaults(func=cmd_generate)
 
+
+def add_ingest_parser(sub) -> None:
     ing = sub.add_parser("ingest", help="turn class-per-folder image trees into train/eval TFRecords")
     _add_data_flags(ing)
     ing.add_argument("--out", type=Path, required=True,
                      help="folder for train.tfrecord.gz, eval.tfrecord.gz and the report")
     ing.set_defaults(func=cmd_ingest)
 
+
+def add_run_parser(sub) -> None:
     defaults = configs.TrainingConfig()
     run = sub.add_parser("run", help="ingest the images and run the TFX pipeline")
     _add_data_flags(run)
@@ -382,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
     run.set_defaults(func=cmd_run)
 
+
+def add_inspect_parser(sub) -> None:
     insp = sub.add_parser("inspect", help="show a run's statistics, schema, anomalies, model and lineage")
     insp.add_argument("--pipeline-root", type=Path, default=None,
                       help="the run's pipeline root (default: ./pipeline_output)")
@@ -390,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--html", type=Path, default=None, metavar="PATH", help="also write a one-file HTML report")
     insp.set_defaults(func=cmd_inspect)
 
+
+def add_serve_parser(sub) -> None:
     srv = sub.add_parser("serve", help="serve pushed models over TF Serving's REST and gRPC APIs "
                          "(a development stand-in for TF Serving)")
     srv.add_argument("--model-base-path", type=Path, default=DEFAULT_MODEL_BASE,
@@ -414,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a request body must arrive within this, or 408 (default: %(default)s)")
     srv.set_defaults(func=cmd_serve)
 
+
+def add_predict_parser(sub) -> None:
     pred = sub.add_parser("predict", help="classify images: in-process, or through a REST/gRPC server")
     pred.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     pred.add_argument("--server", default="", metavar="URL",
@@ -423,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SavedModel for in-process use (default: the latest version in serving_model/happysad)")
     pred.set_defaults(func=cmd_predict)
 
+
+def add_explain_parser(sub) -> None:
     expl = sub.add_parser("explain", help="draw what the model looks at: Grad-CAM and conv activations")
     expl.add_argument("image", type=Path, metavar="IMAGE")
     expl.add_argument("--model-dir", type=Path, default=None,
@@ -430,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--out", type=Path, default=None, help="PNG to write (default: explain-<image name>.png)")
     expl.set_defaults(func=cmd_explain)
 
+
+def add_compile_parser(sub) -> None:
     from happysad.pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
 
     comp = sub.add_parser("compile", help="write the pipeline spec for another orchestrator (offline)")
@@ -453,6 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
                       help="a Beam option for the components' Beam jobs, e.g. --beam-arg=--runner=DataflowRunner")
     comp.set_defaults(func=cmd_compile)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="happysad", description="Happy/sad emoji TFX pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    add_generate_parser(sub)
+    add_ingest_parser(sub)
+    add_run_parser(sub)
+    add_inspect_parser(sub)
+    add_serve_parser(sub)
+    add_predict_parser(sub)
+    add_explain_parser(sub)
+    add_compile_parser(sub)
     return parser
 
 

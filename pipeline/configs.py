@@ -10,6 +10,14 @@ PIPELINE_NAME = "happysad"
 DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes
 MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>/<version>/
 
+
+def model_base(serving_dir):
+    """TF Serving's base path of the model under serving_dir (a path or a URI):
+    the Pusher writes <base>/<version>/ there and the server reads it."""
+    if isinstance(serving_dir, str):
+        return f"{serving_dir.rstrip('/')}/{MODEL_NAME}"
+    return serving_dir / MODEL_NAME
+
 # ExampleGen, for TFRecords made elsewhere (ingestion splits its own the same
 # way): a reproducible 4:1 train/eval split, hashed on the file name so an
 # image stays in its split whatever else changes in the folder.

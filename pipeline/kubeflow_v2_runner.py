@@ -29,25 +29,19 @@ def compile_spec(out_file: str, *, pipeline_root: str, examples_dir: str, servin
 
     from tfx import v1 as tfx
 
-    from happysad.components import TRAINER_RUN_FN, trainer_code_version
-    from happysad.pipeline import schema
+    from happysad.pipeline.arguments import pipeline_arguments
     from happysad.pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
+    pipeline = create_pipeline(**pipeline_arguments(
         pipeline_root=pipeline_root,
         examples_dir=examples_dir,
-        schema_file=schema.write_for_classes(class_names, f"{pipeline_root.rstrip('/')}/schema"),
-        trainer_run_fn=TRAINER_RUN_FN,
-        trainer_code_version=trainer_code_version(),
-        serving_model_dir=f"{serving_dir.rstrip('/')}/{configs.MODEL_NAME}",
+        serving_dir=serving_dir,
         class_names=class_names,
-        presplit=True,
         held_out_sources=held_out_sources,
         training=training,
         beam_pipeline_args=list(beam_args),  # e.g. --runner=DataflowRunner --project=... --region=...
         builtin_resolvers=True,  # the only resolver strategies the KFP v2 compiler accepts
-    )
+    ))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(out_file)) if "://" not in out_file else os.path.dirname(out_file),

@@ -38,6 +38,30 @@ class PipelineFailed(Exception):
         super().__init__(f"{where}: {type(cause).__name__}: {cause}\n(full log: {log_path})")
 
 
+class DataRejected(PipelineFailed):
+    """The DataGate stopped the run: the data failed validation, so nothing was
+    trained or pushed; `summary` lists the anomalies."""
+
+
+DATA_GATE = "DataGate"  # the node whose failure means DataRejected
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One run, from data folders to a pushed model."""
+
+    data: Optional[Sequence[Path]] = None  # class-per-folder trees; None: the default sources
+    held_out: Sequence[Path] = ()  # trees the model never trains on; the gate reads them
+    tfrecords: Optional[Path] = None  # tf.Examples made elsewhere, instead of data/held_out
+    classes: Optional[Sequence[str]] = None  # default: the data's class folders (happy, sad for tfrecords)
+    runner: str = "beam"
+    training: configs.TrainingConfig = configs.TrainingConfig()
+    pipeline_root: Optional[Path] = None
+    serving_dir: Optional[Path] = None
+    beam_args: Sequence[str] = ()
+    enable_cache: bool = True
+
+
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
     pipeline_root: Path
@@ -65,12 +89,66 @@ class RunPaths:
 
     @property
     def model_push_dir(self) -> Path:
-        return self.serving_dir / configs.MODEL_NAME
+        return configs.model_base(self.serving_dir)
 
 
 def make_paths(pipeline_root: Optional[Path] = None, serving_dir: Optional[Path] = None) -> RunPaths:
     return RunPaths(Path(pipeline_root or DEFAULT_PIPELINE_ROOT).resolve(),
                     Path(serving_dir or DEFAULT_SERVING_DIR).resolve())
+
+
+def run(config: RunConfig, say=print):
+    """Runs the pipeline as `happysad run` does and returns its RunSummary:
+    takes the root's lock (run_lock.RootBusy if another run has it), recovers
+    what a killed run left, generates the default faces if they are missing,
+    ingests the data (ingest.IngestError names the files at fault), picks the
+    class set, and runs the pipeline (DataRejected or PipelineFailed). `say`
+    gets the progress lines."""
+    from happysad.pipeline import run_lock
+
+    paths = make_paths(config.pipeline_root, config.serving_dir)
+    with run_lock.exclusive(paths.pipeline_root):
+        for note in run_lock.recover(paths.pipeline_root, paths.metadata_path, paths.examples_dir):
+            say(f"note: {note}")
+        return _run_locked(config, paths, say)
+
+
+def _run_locked(config: RunConfig, paths: RunPaths, say):
+    from happysad.data import ingest
+
+    if config.tfrecords is not None:  # made elsewhere: validation alone vouches for them
+        examples_dir = config.tfrecords.resolve()
+        class_names = list(config.classes or configs.DEFAULT_CLASSES)
+        # `happysad ingest --out` output keeps its split and held-out sources.
+        presplit = ingest.is_ingested(examples_dir)
+        held_out = ingest.held_out_sources(examples_dir) if presplit else []
+        say(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
+    else:
+        if config.data is None:
+            from happysad.data import emoji_faces
+
+            if not emoji_faces.DEFAULT_DIR.is_dir():
+                say(f"generating the default faces in {emoji_faces.DEFAULT_DIR}")
+                emoji_faces.generate(emoji_faces.DEFAULT_DIR)
+        ingested = ingest_sources(config.data, config.held_out, paths.examples_dir)
+        say(ingest.format_report(ingested))
+        examples_dir, class_names = paths.examples_dir, list(config.classes or ingested.class_names)
+        presplit, held_out = True, ingested.held_out
+    say(f"running pipeline {configs.PIPELINE_NAME} ({config.runner} orchestrator), root {paths.pipeline_root}")
+    return run_pipeline(paths, class_names, runner=config.runner, examples_dir=examples_dir, presplit=presplit,
+                        held_out_sources=held_out, training=config.training, beam_args=config.beam_args,
+                        enable_cache=config.enable_cache)
+
+
+def ingest_sources(data: Optional[Sequence[Path]], held_out: Sequence[Path], out_dir: Path):
+    """Ingests the data folders (default: the generated faces and the
+    real-emoji pack, configs.HELD_OUT_SOURCES held out) and the held-out
+    folders into out_dir; returns the IngestResult (ingest.IngestError: why not)."""
+    from happysad.data import ingest
+
+    sources = (ingest.default_sources(configs.HELD_OUT_SOURCES) if data is None
+               else [ingest.Source.of(d) for d in data])
+    return ingest.ingest(sources + [ingest.Source.of(d, held_out=True) for d in held_out], out_dir)
 
 
 def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "beam",
@@ -87,26 +165,22 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
-    from happysad.components import TRAINER_RUN_FN, trainer_code_version
     from happysad.pipeline import progress as progress_lib
-    from happysad.pipeline import run_summary, schema
+    from happysad.pipeline import run_summary
+    from happysad.pipeline.arguments import pipeline_arguments
 
     paths.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = str(paths.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log")
     reporter = progress or progress_lib.ComponentProgress()
     progress_lib.capture_logs(log_path, reporter)
 
-    pipeline_ir = compiled_pipeline(paths.ir_dir, dict(
-        pipeline_name=configs.PIPELINE_NAME,
+    pipeline_ir = compiled_pipeline(paths.ir_dir, pipeline_arguments(
         pipeline_root=str(paths.pipeline_root),
         examples_dir=str(examples_dir or paths.examples_dir),
-        schema_file=schema.write_for_classes(class_names, paths.schema_dir),
-        trainer_run_fn=TRAINER_RUN_FN,
-        trainer_code_version=trainer_code_version(),
-        serving_model_dir=str(paths.model_push_dir),
-        class_names=list(class_names),
+        serving_dir=str(paths.serving_dir),
+        class_names=class_names,
         presplit=presplit,
-        held_out_sources=list(held_out_sources),
+        held_out_sources=held_out_sources,
         training=training,
         gate=gate,
         validation=validation,
@@ -133,7 +207,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
                                               _own_run(paths.metadata_path, before))
         except Exception:  # the store may not exist if the very first step broke
             failed_run = None
-        raise PipelineFailed(node, e, log_path, failed_run) from e
+        raise (DataRejected if node == DATA_GATE else PipelineFailed)(node, e, log_path, failed_run) from e
     summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
                                    _own_run(paths.metadata_path, before))
     summary.log_path = log_path
