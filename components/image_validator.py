@@ -27,7 +27,6 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 # RGBA is composited onto white by the graph; anything else is a conversion
 # ingestion makes and a TFRecord made elsewhere must make too.
 COLOUR_MODES = ("RGB", "RGBA")
-SUMMARY_FILE = "image_summary.json"
 _EXAMPLES_NAMED = 3  # file names quoted per anomaly
 
 
@@ -132,5 +131,5 @@ def ImageValidator(
         tf.io.gfile.makedirs(out_dir)
         with tf.io.gfile.GFile(os.path.join(out_dir, ANOMALIES_FILE), "wb") as f:
             f.write(found.SerializeToString())
-        with tf.io.gfile.GFile(os.path.join(out_dir, SUMMARY_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(out_dir, features.IMAGE_SUMMARY_FILE), "w") as f:
             json.dump(summary, f, indent=1, sort_keys=True)

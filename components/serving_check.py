@@ -22,7 +22,6 @@ from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud 
 from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
 from happysad.components.trainer import features
 
-RESULT_FILE = "serving_check.json"
 SAMPLE_SIZE = 8  # eval examples replayed through each signature
 
 
@@ -96,9 +95,10 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
             return outputs
 
         served = run(features.SERVING_SIGNATURE, {"images": images}, {
-            "probabilities": (np.float32, [n, k]), "class_index": (np.int32, [n]), "class_name": (object, [n])})
-        if served is not None and "class_name" in served:
-            unknown = {c.decode() for c in served["class_name"]} - set(class_names)
+            features.PROBABILITIES_OUTPUT: (np.float32, [n, k]), features.CLASS_INDEX_OUTPUT: (np.int32, [n]),
+            features.CLASS_NAME_OUTPUT: (object, [n])})
+        if served is not None and features.CLASS_NAME_OUTPUT in served:
+            unknown = {c.decode() for c in served[features.CLASS_NAME_OUTPUT]} - set(class_names)
             if unknown:
                 problems.append(f"serving_default names classes outside {class_names}: {sorted(unknown)}")
         if features.CLASSIFY_SIGNATURE in bundle.signature_defs:
@@ -145,7 +145,7 @@ def ServingCheck(
     result = check_model(serving_model_dir(model.uri), _read_examples(examples.uri, "eval", SAMPLE_SIZE),
                          names, latency_budget_ms)
     os.makedirs(blessing.uri, exist_ok=True)
-    with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
+    with open(os.path.join(blessing.uri, features.SERVING_CHECK_FILE), "w") as f:
         json.dump(result, f, indent=2)
     # The Pusher reads `blessed`, as it does from InfraValidator's blessing.
     blessing.set_int_custom_property("blessed", 1 if result["blessed"] else 0)

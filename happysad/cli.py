@@ -14,6 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
+from happysad.components.trainer import features
 from happysad.pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
 
 EXIT_FAILED = 1
@@ -108,8 +109,11 @@ def _check_run_args(parser, args) -> None:
         if not sorted(args.tfrecords.glob("*.tfrecord.gz")):
             parser.error(f"--tfrecords {args.tfrecords}: no *.tfrecord.gz files there (GZIP TFRecords of "
                          f"tf.Examples with image, label, class_name and filename features)")
-    if args.classes is not None and (len(args.classes) < 2 or len(set(args.classes)) != len(args.classes)):
-        parser.error(f"--classes needs at least two distinct names, comma-separated (got {','.join(args.classes)})")
+    if args.classes is not None:
+        try:
+            features.check_class_set(args.classes)
+        except ValueError:
+            parser.error(f"--classes needs at least two distinct names, comma-separated (got {','.join(args.classes)})")
 
 
 def cmd_run(args) -> int:

@@ -5,6 +5,8 @@ Only defaults live here; the runner and CLI may override each of them.
 import dataclasses
 
 from happysad.components.trainer import features
+# Defined beside the Trainer, which rebuilds it from its custom_config.
+from happysad.components.trainer.training_config import TrainingConfig  # noqa: F401
 
 PIPELINE_NAME = "happysad"
 DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes
@@ -29,20 +31,6 @@ SPLIT_FEATURE = features.FILENAME_KEY
 # unseen art. Noto, because the other sets cover its style best (left out of
 # training it costs the least); see the README's transfer table.
 HELD_OUT_SOURCES = ("noto",)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """What the Trainer's run_fn receives as custom_config."""
-
-    epochs: int = 15  # the reference's cap
-    batch_size: int = 10  # the reference's batch
-    threshold: float = 0.999  # stop once epoch training accuracy reaches this
-    seed: int = 42
-    learning_rate: float = 1e-3
-    # Random flips/rotation/zoom/contrast on the training split: with them the
-    # model reads art styles it never trained on far better (README).
-    augment: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

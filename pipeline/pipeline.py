@@ -11,6 +11,7 @@ blessed model) and ServingCheck (loads and runs it as TF Serving does) -> Pusher
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Optional, Sequence
 
@@ -210,13 +211,8 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={
-            "epochs": training.epochs,
-            "batch_size": training.batch_size,
-            "threshold": training.threshold,
-            "seed": training.seed,
-            "learning_rate": training.learning_rate,
+            **dataclasses.asdict(training),
             "class_names": sorted(class_names),
-            "augment": training.augment,
             "code_version": trainer_code_version,  # a code change re-runs a cached Trainer
         },
     )

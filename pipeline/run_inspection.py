@@ -16,7 +16,6 @@ from ml_metadata.proto import metadata_store_pb2
 from happysad.components.trainer import features
 from happysad.pipeline import run_summary
 
-IMAGE_SUMMARY_FILE = "image_summary.json"  # written by components/image_validator.py
 
 
 @dataclasses.dataclass
@@ -93,7 +92,7 @@ def _statistics(summary) -> list:
             image_bytes = {"min": b.min_num_bytes, "mean": b.avg_num_bytes, "max": b.max_num_bytes}
         images = {}
         if images_uri:
-            image_path = os.path.join(images_uri, f"Split-{split}", IMAGE_SUMMARY_FILE)
+            image_path = os.path.join(images_uri, f"Split-{split}", features.IMAGE_SUMMARY_FILE)
             if os.path.exists(image_path):
                 with open(image_path) as f:
                     images = json.load(f)

@@ -194,11 +194,11 @@ def _add_training(summary: RunSummary) -> None:
     if not trainer or not trainer.outputs.get("model_run"):
         return
     run_dir = trainer.outputs["model_run"][0].uri
-    path = os.path.join(run_dir, "training_summary.json")
+    path = os.path.join(run_dir, features.TRAINING_SUMMARY_FILE)
     if os.path.exists(path):
         with open(path) as f:
             summary.training = json.load(f)
-    curves = os.path.join(run_dir, "training_curves.png")
+    curves = os.path.join(run_dir, features.TRAINING_CURVES_FILE)
     summary.training_curves = curves if os.path.exists(curves) else None
 
 
@@ -311,11 +311,10 @@ def _threshold_text(threshold) -> str:
 
 
 def _add_serving_check(summary: RunSummary) -> None:
-    from happysad.components.serving_check import RESULT_FILE
 
     check = summary.component("ServingCheck")
     blessing = check.outputs.get("blessing") if check else None
-    path = os.path.join(blessing[0].uri, RESULT_FILE) if blessing else None
+    path = os.path.join(blessing[0].uri, features.SERVING_CHECK_FILE) if blessing else None
     if path and os.path.exists(path):
         with open(path) as f:
             summary.serving_check = json.load(f)

@@ -22,9 +22,7 @@ def for_classes(class_names: Sequence[str]):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    classes = sorted(class_names)
-    if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise ValueError(f"a class set needs at least two distinct names, got {list(class_names)}")
+    classes = features.check_class_set(class_names)
     schema = text_format.Parse(CURATED_SCHEMA.read_text(), schema_pb2.Schema())
     label = next(f for f in schema.feature if f.name == features.LABEL_KEY)
     label.int_domain.min, label.int_domain.max = 0, len(classes) - 1

@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Sequence
 
-from happysad.components.trainer.features import SERVING_SIGNATURE
+from happysad.components.trainer import features
 
 
 
@@ -52,10 +52,10 @@ def _in_process(model_dir: str):
 
     def call(images):
         try:
-            out = bundle.run(SERVING_SIGNATURE, {"images": np.array(list(images), dtype=object)})
+            out = bundle.run(features.SERVING_SIGNATURE, {"images": np.array(list(images), dtype=object)})
         except tf.errors.OpError as e:
             raise RequestRejected(error_summary(e.message) or "refused") from e
-        return _rows(out["class_name"].tolist(), out["probabilities"].tolist())
+        return _rows(out[features.CLASS_NAME_OUTPUT].tolist(), out[features.PROBABILITIES_OUTPUT].tolist())
 
     return call
 
@@ -66,7 +66,7 @@ def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
 
 
 def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
-    body = json.dumps({"signature_name": SERVING_SIGNATURE,
+    body = json.dumps({"signature_name": features.SERVING_SIGNATURE,
                        "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
     url = f"{server.rstrip('/')}/v1/models/{urllib.parse.quote(model)}:predict"
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -78,7 +78,8 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: floa
         raise error(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
     except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
         raise RuntimeError(f"{url}: {getattr(e, 'reason', e)} (is `happysad serve` or TF Serving running?)") from e
-    return _rows([p["class_name"] for p in predictions], [p["probabilities"] for p in predictions])
+    return _rows([p[features.CLASS_NAME_OUTPUT] for p in predictions],
+                 [p[features.PROBABILITIES_OUTPUT] for p in predictions])
 
 
 def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
@@ -88,7 +89,7 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = SERVING_SIGNATURE
+    request.model_spec.signature_name = features.SERVING_SIGNATURE
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
     with grpc.insecure_channel(target) as channel:
         try:
@@ -96,8 +97,8 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
         except grpc.RpcError as e:
             error = RequestRejected if e.code() == grpc.StatusCode.INVALID_ARGUMENT else RuntimeError
             raise error(f"{target}: {e.code().name}: {e.details()}") from e
-    return _rows(tf.make_ndarray(response.outputs["class_name"]).tolist(),
-                 tf.make_ndarray(response.outputs["probabilities"]).tolist())
+    return _rows(tf.make_ndarray(response.outputs[features.CLASS_NAME_OUTPUT]).tolist(),
+                 tf.make_ndarray(response.outputs[features.PROBABILITIES_OUTPUT]).tolist())
 
 
 def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "") -> list:

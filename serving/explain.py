@@ -37,7 +37,7 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     from happysad.components.trainer import features, image_decoding
 
     served = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
-    class_index = int(served["class_index"].numpy()[0])
+    class_index = int(served[features.CLASS_INDEX_OUTPUT].numpy()[0])
     keras_path = os.path.join(model_dir, "assets.extra", "model.keras")
     if not os.path.exists(keras_path):
         raise FileNotFoundError(f"{keras_path} is missing: this model was exported before `explain` existed; "
@@ -70,8 +70,8 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     cam = cam / (tf.reduce_max(cam) + 1e-8)
     cam = tf.image.resize(cam[..., tf.newaxis], (size, size), method="bilinear")[..., 0]
     return Explanation(
-        class_name=served["class_name"].numpy()[0].decode(),
-        probability=float(served["probabilities"].numpy()[0][class_index]),
+        class_name=served[features.CLASS_NAME_OUTPUT].numpy()[0].decode(),
+        probability=float(served[features.PROBABILITIES_OUTPUT].numpy()[0][class_index]),
         image=pixels[0].numpy(),
         saliency=_smooth(np.abs(pixel_gradients.numpy()).max(axis=-1)),
         cam=cam.numpy(),

@@ -19,7 +19,10 @@ SPLITS = ("train", "eval")
 HASH_BUCKETS = 5
 EVAL_BUCKETS = 1
 
-SERVING_SIGNATURE = "serving_default"  # encoded image bytes -> probabilities, class_index, class_name
+SERVING_SIGNATURE = "serving_default"  # encoded image bytes -> the three outputs below
+PROBABILITIES_OUTPUT = "probabilities"  # [N, classes] float32
+CLASS_INDEX_OUTPUT = "class_index"  # [N] int32
+CLASS_NAME_OUTPUT = "class_name"  # [N] string
 CLASSIFY_SIGNATURE = "classify"  # serialized tf.Example (`inputs`) -> classes, scores
 CLASSIFY_METHOD = "tensorflow/serving/classify"  # TF Serving checks it before a Classify call
 # In <SavedModel>/assets.extra/: PredictionLogs TF Serving replays before a version serves.
@@ -27,9 +30,24 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 EVAL_SIGNATURE = "evaluation"  # serialized tf.Example -> EVAL_PREDICTION_KEY
 EVAL_PREDICTION_KEY = "probability"  # P(class index 1) [N, 1]; for 3+ classes [N, classes]
 
+# Files the components write beside their artefacts and `happysad inspect` reads.
+TRAINING_SUMMARY_FILE = "training_summary.json"  # Trainer, in its model_run
+TRAINING_CURVES_FILE = "training_curves.png"  # Trainer, in its model_run
+IMAGE_SUMMARY_FILE = "image_summary.json"  # ImageValidator, per split
+SERVING_CHECK_FILE = "serving_check.json"  # ServingCheck, in its blessing
+
 # Images over this many pixels are refused before decoding, by ingestion and by
 # the serving signatures alike: a 300 KB PNG can declare 10000x10000 pixels.
 MAX_IMAGE_PIXELS = 40_000_000
+
+
+def check_class_set(class_names) -> list:
+    """The class set sorted (a class's label is its index in that order);
+    ValueError unless it has two or more distinct names."""
+    classes = sorted(class_names)
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"a class set needs at least two distinct names, got {', '.join(map(str, class_names))}")
+    return classes
 
 
 def feature_spec() -> dict:

@@ -41,9 +41,9 @@ def signature_functions(model, class_names) -> dict:
         probabilities = _probabilities(model, image_decoding.decode_batch(images))
         index = tf.argmax(probabilities, axis=1, output_type=tf.int32)
         return {
-            "probabilities": probabilities,
-            "class_index": index,
-            "class_name": tf.gather(tf.constant(names), index),
+            features.PROBABILITIES_OUTPUT: probabilities,
+            features.CLASS_INDEX_OUTPUT: index,
+            features.CLASS_NAME_OUTPUT: tf.gather(tf.constant(names), index),
         }
 
     def classify_examples(inputs):

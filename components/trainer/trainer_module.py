@@ -1,7 +1,7 @@
 """TFX Trainer entry point: run_fn trains the reference CNN and exports it.
 
-custom_config keys (set by pipeline/pipeline.py): epochs, batch_size,
-threshold, seed, learning_rate, class_names, augment.
+custom_config (set by pipeline/pipeline.py): a TrainingConfig's fields, the
+sorted class_names and the code_version.
 """
 import json
 import os
@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures, training_report
+from happysad.components.trainer.training_config import TrainingConfig
 
 
 def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):
@@ -58,38 +59,39 @@ def _warmup_images(file_patterns) -> list:
 def run_fn(fn_args):
     """Trains on fn_args.train_files, validates on eval_files, exports to
     fn_args.serving_model_dir and leaves a report in fn_args.model_run_dir."""
-    config = fn_args.custom_config
-    seed = int(config["seed"])
+    training = TrainingConfig.from_custom_config(fn_args.custom_config)
+    class_names = list(fn_args.custom_config["class_names"])
+    seed = training.seed
     keras.utils.set_random_seed(seed)
 
-    num_classes = len(config["class_names"])
+    num_classes = len(class_names)
     # Binary cross-entropy wants float labels, the sparse categorical loss ints.
     label_dtype = tf.float32 if num_classes == 2 else tf.int32
-    train = _dataset(fn_args.train_files, config["batch_size"], shuffle_seed=seed, label_dtype=label_dtype,
-                     augment=bool(config.get("augment")))
-    evaluation = _dataset(fn_args.eval_files, config["batch_size"], label_dtype=label_dtype)
-    model = emoji_cnn.build_model(learning_rate=config["learning_rate"], num_classes=num_classes)
-    stop = emoji_cnn.StopAtAccuracy(config["threshold"])
+    train = _dataset(fn_args.train_files, training.batch_size, shuffle_seed=seed, label_dtype=label_dtype,
+                     augment=training.augment)
+    evaluation = _dataset(fn_args.eval_files, training.batch_size, label_dtype=label_dtype)
+    model = emoji_cnn.build_model(learning_rate=training.learning_rate, num_classes=num_classes)
+    stop = emoji_cnn.StopAtAccuracy(training.threshold)
     timer = training_report.EpochTimer()
     history = model.fit(
         train,
         validation_data=evaluation,
-        epochs=config["epochs"],
+        epochs=training.epochs,
         callbacks=[stop, timer,
                    keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
         verbose=2,
     )
 
     started = time.perf_counter()
-    serving_signatures.export(model, config["class_names"], fn_args.serving_model_dir,
+    serving_signatures.export(model, class_names, fn_args.serving_model_dir,
                               warmup_images=_warmup_images(fn_args.eval_files))
-    summary = training_report.summarise(history.history, timer.seconds, config["threshold"],
-                                        stop.stopped_epoch, config["epochs"])
+    summary = training_report.summarise(history.history, timer.seconds, training.threshold,
+                                        stop.stopped_epoch, training.epochs)
     summary["export_seconds"] = round(time.perf_counter() - started, 2)
     summary["seed"] = seed
-    summary["augment"] = bool(config.get("augment"))
-    summary["class_names"] = list(config["class_names"])
+    summary["augment"] = training.augment
+    summary["class_names"] = class_names
     tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, training_report.SUMMARY_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, features.TRAINING_SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
-    training_report.plot_curves(summary, os.path.join(fn_args.model_run_dir, training_report.CURVES_FILE))
+    training_report.plot_curves(summary, os.path.join(fn_args.model_run_dir, features.TRAINING_CURVES_FILE))

@@ -4,8 +4,6 @@ import time
 import keras
 import tensorflow as tf
 
-SUMMARY_FILE = "training_summary.json"
-CURVES_FILE = "training_curves.png"
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -62,7 +62,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from happysad.components.trainer import emoji_cnn, trainer_module, training_report
+    from happysad.components.trainer import emoji_cnn, features, trainer_module, training_report
 
     train_files = [str(examples / "Split-train" / "*")]
     run_dir = tempfile.mkdtemp()
@@ -72,7 +72,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
         custom_config={"epochs": epochs, "batch_size": 10, "threshold": 2.0,  # never stops early
                        "seed": 1, "learning_rate": 1e-3, "class_names": ["happy", "sad"]})
     trainer_module.run_fn(fn_args)
-    summary = json.loads((Path(run_dir) / training_report.SUMMARY_FILE).read_text())
+    summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
     def arrays(files):
         pairs = list(trainer_module._dataset(files, 10).unbatch().as_numpy_iterator())
         return np.stack([p for p, _ in pairs]), np.array([label for _, label in pairs])
@@ -97,7 +97,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
 
 
 def seeds(examples: Path, count: int = 5) -> dict:
-    from happysad.components.trainer import trainer_module, training_report
+    from happysad.components.trainer import features, trainer_module
 
     epochs, accuracy = [], []
     for seed in range(1, count + 1):
@@ -107,7 +107,7 @@ def seeds(examples: Path, count: int = 5) -> dict:
             serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
             custom_config={"epochs": 15, "batch_size": 10, "threshold": 0.999, "seed": seed,
                            "learning_rate": 1e-3, "class_names": ["happy", "sad"], "augment": True}))
-        summary = json.loads((Path(run_dir) / training_report.SUMMARY_FILE).read_text())
+        summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
         epochs.append(summary["threshold_epoch"] or 99)
         accuracy.append(summary["final_val_accuracy"])
     return {"epochs": epochs, "median": _median(epochs), "worst": max(epochs), "eval_accuracy": accuracy}

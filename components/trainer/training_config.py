@@ -1,0 +1,21 @@
+"""The Trainer's settings, one dataclass on both sides of TFX's custom_config."""
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How the Trainer trains: sent as dataclasses.asdict() in its custom_config,
+    rebuilt by run_fn with from_custom_config()."""
+
+    epochs: int = 15  # the reference's cap
+    batch_size: int = 10  # the reference's batch
+    threshold: float = 0.999  # stop once epoch training accuracy reaches this
+    seed: int = 42
+    learning_rate: float = 1e-3
+    # Random flips/rotation/zoom/contrast on the training split: with them the
+    # model reads art styles it never trained on far better (README).
+    augment: bool = True
+
+    @classmethod
+    def from_custom_config(cls, custom_config: dict) -> "TrainingConfig":
+        return cls(**{f.name: custom_config[f.name] for f in dataclasses.fields(cls)})
