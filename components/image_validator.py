@@ -20,6 +20,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
 
 from happysad.components.anomalies import ANOMALIES_FILE
+from happysad.components.examples_artifact import split_records
 from happysad.components.trainer import features
 
 # The model's input contract: what the serving and training graphs decode.
@@ -104,14 +105,6 @@ def _first(values, default):
     return values[0] if len(values) else default
 
 
-def read_split(examples_uri: str, split: str) -> Iterable[bytes]:
-    """The serialized examples of one split of an Examples artifact."""
-    import tensorflow as tf
-
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    return tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()
-
-
 @component
 def ImageValidator(
     examples: InputArtifact[standard_artifacts.Examples],
@@ -126,7 +119,7 @@ def ImageValidator(
     splits = artifact_utils.decode_split_names(examples.split_names)
     anomalies.split_names = artifact_utils.encode_split_names(splits)
     for split in splits:
-        found, summary = check_examples(read_split(examples.uri, split), json.loads(class_names), height, width)
+        found, summary = check_examples(split_records(examples.uri, split), json.loads(class_names), height, width)
         out_dir = os.path.join(anomalies.uri, f"Split-{split}")
         tf.io.gfile.makedirs(out_dir)
         with tf.io.gfile.GFile(os.path.join(out_dir, ANOMALIES_FILE), "wb") as f:

@@ -10,7 +10,6 @@ names, and a latency budget. It writes an InfraBlessing (custom property
 could not serve is never pushed. `serving_check.json` beside it says why.
 """
 
-import glob
 import json
 import os
 import time
@@ -19,20 +18,11 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
 
+from happysad.components.examples_artifact import split_records
 from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
 from happysad.components.trainer import features
 
 SAMPLE_SIZE = 8  # eval examples replayed through each signature
-
-
-def _read_examples(examples_uri: str, split: str, limit: int) -> list:
-    """Up to `limit` serialized tf.Examples of one split of an Examples artifact."""
-    import tensorflow as tf
-
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    if not files:
-        return []
-    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)]
 
 
 def check_model(model_dir: str, examples: list, class_names: list, latency_budget_ms: float) -> dict:
@@ -142,7 +132,7 @@ def ServingCheck(
 ) -> None:
     """class_names: a JSON list, in label order."""
     names = json.loads(class_names)
-    result = check_model(serving_model_dir(model.uri), _read_examples(examples.uri, "eval", SAMPLE_SIZE),
+    result = check_model(serving_model_dir(model.uri), list(split_records(examples.uri, "eval", SAMPLE_SIZE)),
                          names, latency_budget_ms)
     os.makedirs(blessing.uri, exist_ok=True)
     with open(os.path.join(blessing.uri, features.SERVING_CHECK_FILE), "w") as f:

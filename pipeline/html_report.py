@@ -164,10 +164,10 @@ def _samples(examples_uri) -> str:
     import tensorflow as tf
     from PIL import Image
 
-    from happysad.components.image_validator import read_split
+    from happysad.components.examples_artifact import split_records
 
     per_class: dict = {}
-    for record in read_split(examples_uri, "train"):
+    for record in split_records(examples_uri, "train"):
         feature = tf.train.Example.FromString(record).features.feature
         name = feature[features.CLASS_NAME_KEY].bytes_list.value[0].decode(errors="replace")
         if len(per_class.setdefault(name, [])) < SAMPLES_PER_CLASS:

@@ -165,8 +165,8 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
+    from happysad.pipeline import metadata, run_summary
     from happysad.pipeline import progress as progress_lib
-    from happysad.pipeline import run_summary
     from happysad.pipeline.arguments import pipeline_arguments
 
     paths.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         training=training,
         gate=gate,
         validation=validation,
-        metadata_connection_config=run_summary.connection_config(str(paths.metadata_path)),
+        metadata_connection_config=metadata.connection_config(str(paths.metadata_path)),
         beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *beam_args],
         enable_cache=enable_cache,
     ))
@@ -195,7 +195,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
         dag_runner = BeamDagRunner()
     # This run's own id: the run context it adds to ML Metadata (not "the latest").
-    before = _run_ids(paths.metadata_path)
+    before = metadata.run_ids(str(paths.metadata_path), configs.PIPELINE_NAME)
     try:
         with progress_lib.console_to_log(log_path) as console:
             reporter.stream = console  # status lines only; the rest is in the log
@@ -258,17 +258,9 @@ def package_code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_ids(metadata_path: Path) -> set:
-    from happysad.pipeline import run_summary
-
-    try:
-        return {r.name for r in run_summary.list_runs(run_summary.open_store(str(metadata_path)),
-                                                      configs.PIPELINE_NAME)}
-    except LookupError:  # no store yet
-        return set()
-
-
 def _own_run(metadata_path: Path, before: set) -> Optional[str]:
     """The run this process added (None: read the latest, as before any run)."""
-    new = sorted(_run_ids(metadata_path) - before)
+    from happysad.pipeline import metadata
+
+    new = sorted(metadata.run_ids(str(metadata_path), configs.PIPELINE_NAME) - before)
     return new[-1] if new else None

@@ -14,7 +14,7 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 
 from happysad.components.trainer import features
-from happysad.pipeline import run_summary
+from happysad.pipeline import metadata, run_summary
 
 
 
@@ -50,7 +50,7 @@ class Inspection:
 
 def inspect_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Inspection:
     summary = run_summary.read_run(sqlite_path, pipeline_name, run_id)
-    store = run_summary.open_store(sqlite_path)
+    store = metadata.open_store(sqlite_path)
     schema_rows, schema_path = _schema(summary)
     return Inspection(
         summary=summary,

@@ -62,12 +62,11 @@ def recover(pipeline_root: Path, metadata_path: Path, examples_dir: Path) -> lis
         notes.append(f"removed {tmp}, left by a killed ingestion")
     if not metadata_path.exists():
         return notes
-    from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from happysad.pipeline import run_summary
+    from happysad.pipeline import metadata
 
-    store = metadata_store.MetadataStore(run_summary.connection_config(str(metadata_path)))
+    store = metadata.open_store(str(metadata_path), writable=True)
     State = metadata_store_pb2.Execution.State
     stale = [e for e in store.get_executions() if e.last_known_state in (State.RUNNING, State.NEW)]
     for execution in stale:

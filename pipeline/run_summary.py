@@ -10,10 +10,10 @@ import json
 import os
 from typing import Optional
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from happysad.components.trainer import features
+from happysad.pipeline import metadata
 
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
 ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")  # 2 classes / 3 or more
@@ -60,54 +60,20 @@ class RunSummary:
         return next((c for c in self.components if c.node_id == node_id), None)
 
 
-def connection_config(sqlite_path: str, read_only: bool = False) -> metadata_store_pb2.ConnectionConfig:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = sqlite_path
-    config.sqlite.connection_mode = (metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if read_only
-                                     else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
-    return config
-
-
-def open_store(sqlite_path: str):
-    if not os.path.exists(sqlite_path):
-        raise LookupError(f"no ML Metadata store at {sqlite_path} (run the pipeline first, or give its root)")
-    return metadata_store.MetadataStore(connection_config(sqlite_path, read_only=True))
-
-
-def list_runs(store, pipeline_name: str) -> list:
-    """The pipeline's run contexts in MLMD, oldest first."""
-    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_ctx is None:
-        return []
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")
-            if pipeline_ctx.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}]
-    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-
-
 def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
     """Summarises one run of `pipeline_name` (default: the newest)."""
-    store = open_store(sqlite_path)
-    runs = list_runs(store, pipeline_name)
-    if not runs:
-        raise LookupError(f"pipeline {pipeline_name!r} in {sqlite_path} has no recorded run")
-    if run_id is None:
-        run = runs[-1]
-    else:
-        run = next((r for r in runs if r.name == run_id), None)
-        if run is None:
-            raise LookupError(f"no run {run_id!r} of {pipeline_name!r} in {sqlite_path}; recorded runs: "
-                              + ", ".join(r.name for r in runs[-10:]))
-    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
-
+    store = metadata.open_store(sqlite_path)
+    try:
+        run = metadata.find_run(store, pipeline_name, run_id)
+    except LookupError as e:
+        raise LookupError(f"{e} (in {sqlite_path})") from None
     components = []
-    for execution in executions:
-        node = next((c.name for c in store.get_contexts_by_execution(execution.id)
-                     if c.type == "node"), None) or str(execution.type)
+    for execution in metadata.executions(store, run):
         components.append(ComponentRun(
-            node_id=node.split(".", 1)[-1],
+            node_id=metadata.node_of(store, execution),
             state=_STATES.get(execution.last_known_state, "UNKNOWN"),
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-            outputs=_outputs(store, execution.id),
+            outputs=metadata.artifacts(store, execution.id),
             execution_id=execution.id,
             note=execution.custom_properties["abandoned"].string_value
             if "abandoned" in execution.custom_properties else "",
@@ -120,17 +86,6 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
     _add_serving_check(summary)
     _add_push(summary)
     return summary
-
-
-def _outputs(store, execution_id: int) -> dict:
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type == metadata_store_pb2.Event.OUTPUT]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: dict = {}
-    for event in events:
-        key = event.path.steps[0].key if event.path.steps else "?"
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return outputs
 
 
 def _add_validation(summary: RunSummary) -> None:

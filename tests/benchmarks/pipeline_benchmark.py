@@ -122,7 +122,7 @@ def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str, beam_
     data half of the pipeline, on its own."""
     from tfx import v1 as tfx
 
-    from happysad.pipeline import run_summary
+    from happysad.pipeline import metadata
     from happysad.pipeline.pipeline import import_example_gen
 
     example_gen = import_example_gen(str(examples_dir), presplit=True)  # the pipeline's own, on ingest's split
@@ -133,7 +133,7 @@ def _validation_pipeline(root: Path, examples_dir: Path, schema_file: str, beam_
                                                 schema=schema_gen.outputs["schema"])
     return tfx.dsl.Pipeline(
         pipeline_name="bench", pipeline_root=str(root), components=[example_gen, schema_gen, statistics_gen, validator],
-        enable_cache=False, metadata_connection_config=run_summary.connection_config(str(root / "metadata.sqlite")),
+        enable_cache=False, metadata_connection_config=metadata.connection_config(str(root / "metadata.sqlite")),
         beam_pipeline_args=list(beam_args))
 
 

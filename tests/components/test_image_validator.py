@@ -3,11 +3,11 @@ import io
 import json
 
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from happysad.components import anomalies as anomalies_lib
 from happysad.components import data_gate, image_validator
+from helpers import example
 
 CLASSES = ["happy", "sad"]
 
@@ -19,14 +19,8 @@ def _png(size=(150, 150), mode="RGB", fmt="PNG") -> bytes:
 
 
 def _example(image: bytes, class_name="happy", label=None, filename="x.png") -> bytes:
-    feature = {
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-        "class_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[class_name.encode()])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(
-            value=[CLASSES.index(class_name) if label is None else label])),
-        "filename": tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return example(image=image, class_name=class_name, filename=filename,
+                   label=CLASSES.index(class_name) if label is None else label)
 
 
 def _reasons(anomalies):

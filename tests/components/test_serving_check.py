@@ -6,14 +6,12 @@ import tensorflow as tf
 from happysad.components import serving_check
 from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures
 from happysad.data import emoji_faces
+from helpers import example
 
 
 def _examples() -> list:
     files = [emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png" for c in ("happy", "sad") for i in range(2)]
-    return [tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f.read_bytes()])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[n // 2])),
-    })).SerializeToString() for n, f in enumerate(files)]
+    return [example(image=f.read_bytes(), label=n // 2) for n, f in enumerate(files)]
 
 
 def _check(path) -> dict:

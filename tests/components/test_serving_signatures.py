@@ -8,6 +8,7 @@ from PIL import Image
 from tensorflow.python.tools import saved_model_utils
 
 from happysad.components.trainer import emoji_cnn, serving_signatures
+from helpers import example
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,7 @@ def _png(colour, size=(150, 150), mode="RGB") -> bytes:
 
 
 def _example(image: bytes) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))})).SerializeToString()
+    return example(image=image)
 
 
 def test_signature_defs_carry_tf_serving_method_names(export_dir):
@@ -54,10 +54,7 @@ def test_classify_agrees_with_serving_default(export_dir):
 
 
 def _evaluation_example(image: bytes, label: int) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-    })).SerializeToString()
+    return example(image=image, label=label)
 
 
 def test_every_signature_answers_through_tf_servings_session_loader_as_through_tf2(export_dir):

@@ -1,12 +1,9 @@
 """Command-line checks that need no pipeline run."""
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+from helpers import HAPPYSAD, REPO
 
 
 def _happysad(*args, cwd=REPO):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from happysad.pipeline import configs, local_runner, pipeline, run_summary, schema
+from happysad.pipeline import configs, local_runner, metadata, pipeline, schema
 
 
 def _arguments(tmp_path: Path, **changes) -> dict:
@@ -15,7 +15,7 @@ def _arguments(tmp_path: Path, **changes) -> dict:
         trainer_run_fn="happysad.components.trainer.trainer_module.run_fn", trainer_code_version="v1",
         serving_model_dir=str(tmp_path / "serving"), class_names=["happy", "sad"], presplit=True,
         held_out_sources=["noto"], training=configs.TrainingConfig(),
-        metadata_connection_config=run_summary.connection_config(str(tmp_path / "metadata.sqlite")),
+        metadata_connection_config=metadata.connection_config(str(tmp_path / "metadata.sqlite")),
         beam_pipeline_args=["--direct_num_workers=1"], enable_cache=True)
     arguments.update(changes)
     return arguments

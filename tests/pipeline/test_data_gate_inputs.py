@@ -8,7 +8,6 @@ import io
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import tensorflow as tf
@@ -16,8 +15,7 @@ from PIL import Image
 
 from happysad.data import emoji_faces, ingest
 
-REPO = Path(__file__).resolve().parents[2]
-HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+from helpers import HAPPYSAD, REPO
 VALIDATORS = ("ExampleValidator", "ImageValidator", "SkewValidator", "DriftValidator")
 
 

@@ -1,11 +1,8 @@
 """`happysad compile --target kubeflow-v2`: the same pipeline as a KFP v2 / Vertex AI spec, offline."""
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+from helpers import HAPPYSAD, REPO
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
               "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "ServingCheck", "Pusher"]
 

@@ -12,16 +12,12 @@ import tensorflow_model_analysis as tfma
 
 from happysad.pipeline import configs
 from happysad.pipeline.pipeline import _eval_config
+from helpers import example
 
 
 def _example(label: int, score: float, baseline: float, source: str = "generated") -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        "class_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[[b"happy", b"sad"][label]])),
-        "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
-        "score": tf.train.Feature(float_list=tf.train.FloatList(value=[score])),
-        "baseline": tf.train.Feature(float_list=tf.train.FloatList(value=[baseline])),
-    })).SerializeToString()
+    return example(label=label, class_name=["happy", "sad"][label], source=source, score=float(score),
+                   baseline=float(baseline))
 
 
 def _score_model(path: str, feature: str) -> str:

@@ -14,19 +14,16 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import types
 from pathlib import Path
 
 import pytest
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from happysad.data import emoji_faces, ingest
-from happysad.pipeline import configs
+from happysad.pipeline import configs, metadata
 
-REPO = Path(__file__).resolve().parents[2]
-HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+from helpers import example, HAPPYSAD, REPO
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
               "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate", "Trainer",
               "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"]
@@ -50,30 +47,22 @@ class Workspace(types.SimpleNamespace):
         return result
 
     def store(self):
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(self.root / "metadata.sqlite")
-        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-        return metadata_store.MetadataStore(config)
+        return metadata.open_store(str(self.root / "metadata.sqlite"))
 
     def executions(self, node):
         """All executions of one component, oldest first."""
-        store = self.store()
-        context = store.get_context_by_type_and_name("node", f"happysad.{node}")
-        assert context is not None, f"no MLMD context for {node}"
-        return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+        found = metadata.node_executions(self.store(), configs.PIPELINE_NAME, node)
+        assert found, f"no MLMD execution of {node}"
+        return found
 
     def io(self, execution, direction, key):
         """The artifacts an execution read (INPUT) or wrote (OUTPUT) under `key`."""
-        store = self.store()
-        events = [e for e in store.get_events_by_execution_ids([execution.id])
-                  if e.type == direction and e.path.steps[0].key == key]
-        return store.get_artifacts_by_id([e.artifact_id for e in events])
+        return metadata.artifacts(self.store(), execution.id, direction).get(key, [])
 
     def run_executions(self, run_id):
         """The ids of the executions of one pipeline run."""
         store = self.store()
-        context = store.get_context_by_type_and_name("pipeline_run", run_id)
-        return {e.id for e in store.get_executions_by_context(context.id)}
+        return {e.id for e in metadata.executions(store, store.get_context_by_type_and_name("pipeline_run", run_id))}
 
     def versions(self):
         push_dir = self.serving / "happysad"
@@ -291,16 +280,10 @@ def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(w
     assert accuracy >= 0.95, accuracy
     assert out["probabilities"].shape == (60, 2)
 
-    def example(image, label=None):
-        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
-        if label is not None:
-            feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))
-        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
     tf2 = tf.saved_model.load(model_dir).signatures
     calls = {"serving_default": {"images": images[:8]},
-             "classify": {"inputs": [example(i) for i in images[:8]]},
-             "evaluation": {"examples": [example(i, n % 2) for n, i in enumerate(images[:8])]}}
+             "classify": {"inputs": [example(image=i) for i in images[:8]]},
+             "evaluation": {"examples": [example(image=i, label=n % 2) for n, i in enumerate(images[:8])]}}
     assert bundle.signature_defs["classify"].method_name == "tensorflow/serving/classify"
     for name, inputs in calls.items():
         session = bundle.run(name, {k: np.array(v, dtype=object) for k, v in inputs.items()})
@@ -531,8 +514,8 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
     ingested = tf.data.TFRecordDataset([str(p) for p in sorted(first_examples.glob("Split-*/*.gz"))],
                                        compression_type="GZIP")
     examples = [tf.train.Example.FromString(r) for r in ingested.as_numpy_iterator()]
-    for i, example in enumerate(examples[:6]):
-        feature = example.features.feature
+    for i, record in enumerate(examples[:6]):
+        feature = record.features.feature
         image = Image.open(io.BytesIO(feature["image"].bytes_list.value[0]))
         if i < 2:
             image = image.resize((64, 64))

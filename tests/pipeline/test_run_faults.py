@@ -2,17 +2,16 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from happysad.data import emoji_faces
+from happysad.pipeline import configs, metadata
 
-REPO = Path(__file__).resolve().parents[2]
-HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+from helpers import HAPPYSAD, REPO
+
 State = metadata_store_pb2.Execution.State
 
 
@@ -22,12 +21,7 @@ def _command(root: Path, serving: Path, *extra):
 
 
 def _executions(root: Path, node: str):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(root / "metadata.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
-    context = store.get_context_by_type_and_name("node", f"happysad.{node}")
-    return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id) if context else []
+    return metadata.node_executions(metadata.open_store(str(root / "metadata.sqlite")), configs.PIPELINE_NAME, node)
 
 
 def test_a_killed_run_is_recovered_and_a_second_run_waits_for_nobody(tmp_path):
@@ -71,7 +65,5 @@ def test_a_killed_run_is_recovered_and_a_second_run_waits_for_nobody(tmp_path):
 
 
 def _run_of(root: Path, execution) -> str:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(root / "metadata.sqlite")
-    store = metadata_store.MetadataStore(config)
+    store = metadata.open_store(str(root / "metadata.sqlite"))
     return next(c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "pipeline_run")

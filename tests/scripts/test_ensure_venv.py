@@ -3,7 +3,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers import REPO
 SCRIPT = REPO / "scripts" / "ensure_venv.sh"
 
 

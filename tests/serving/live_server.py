@@ -9,13 +9,11 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import types
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-HAPPYSAD = str(Path(sys.executable).parent / "happysad")
+from helpers import HAPPYSAD, REPO
 MODEL = "happysad"
 MAX_REQUEST_BYTES = 1_000_000
 
