@@ -21,17 +21,17 @@ serve: venv
 	$(BIN)/happysad serve $(ARGS)
 
 # Every performance figure side by side (~20 min; the 10,000 faces are generated once and kept):
-# prints a table, writes pipeline_output/benchmarks/results.json and tests/benchmarks/RESULTS.md.
+# prints a table, writes pipeline_output/benchmarks/results.json and benchmarks/RESULTS.md.
 bench: venv
-	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
+	$(BIN)/python benchmarks/run_all.py $(ARGS)
 
 # Serving latency/throughput: in-process vs. REST vs. gRPC (prints a table).
 bench-serving: venv
-	$(BIN)/python tests/benchmarks/serving_benchmark.py --json pipeline_output/benchmarks/serving.json
+	$(BIN)/python benchmarks/serving_benchmark.py --json pipeline_output/benchmarks/serving.json
 
 # Transfer to real emoji art (data/real_emoji): generator-only and leave-one-set-out tables (~10 min).
 bench-transfer: venv
-	$(BIN)/python tests/benchmarks/transfer_benchmark.py --json pipeline_output/benchmarks/transfer.json $(ARGS)
+	$(BIN)/python benchmarks/transfer_benchmark.py --json pipeline_output/benchmarks/transfer.json $(ARGS)
 
 # Regenerate the generated faces, classic and wide (byte-for-byte what is committed).
 data: venv

@@ -18,8 +18,7 @@ import time
 import types
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO)]
+REPO = Path(__file__).resolve().parents[1]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")
 
 

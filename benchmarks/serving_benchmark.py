@@ -1,7 +1,7 @@
 """Serving latency and throughput: in-process signature vs. `happysad serve` over REST and gRPC.
 
 A script that prints figures (not a test): `make bench-serving`, or
-    .venv/bin/python tests/benchmarks/serving_benchmark.py [--model-dir DIR] [--json OUT]
+    .venv/bin/python benchmarks/serving_benchmark.py [--model-dir DIR] [--json OUT]
 Every path sends the same faces from data/emoji_faces. Batch 1 and batch 32,
 sequential from one client (latency p50/p99, throughput), and batch 1 from 8
 concurrent clients (throughput). The overhead ratio is the server's p50 over
@@ -20,8 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "serving")]
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "serving")]  # live_server and its helpers
 
 
 def _percentile(values, q):

@@ -15,19 +15,17 @@ the wide family's 200; --generated DIR, repeatable, to try others); the
 leave-one-vendor-out models on what the default run trains on: the classic
 80 plus the other vendors' sets.
 
-    .venv/bin/python tests/benchmarks/transfer_benchmark.py [--seeds 3] [--generated DIR]... [--json OUT]
+    .venv/bin/python benchmarks/transfer_benchmark.py [--seeds 3] [--generated DIR]... [--json OUT]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO)]
+REPO = Path(__file__).resolve().parents[1]
 
 CLASSES = ("happy", "sad")
 
@@ -120,7 +118,7 @@ def main() -> None:
 
     print(f"\nhappy vs sad accuracy on each real set, median of {args.seeds} seeds "
           f"(per seed in brackets); {time.monotonic() - started:.0f} s")
-    print(f"| set | generator-only | generated + other vendors (this vendor left out) |\n|---|---:|---:|")
+    print("| set | generator-only | generated + other vendors (this vendor left out) |\n|---|---:|---:|")
     def cell(scores: list) -> str:
         return f"{statistics.median(scores):.2f} ({', '.join(f'{a:.2f}' for a in scores)})" if scores else "-"
 

@@ -1,8 +1,8 @@
 """`make bench`: every figure side by side, printed, and written as JSON and markdown.
 
-    .venv/bin/python tests/benchmarks/run_all.py [--quick]
+    .venv/bin/python benchmarks/run_all.py [--quick]
 
-Writes pipeline_output/benchmarks/results.json and tests/benchmarks/RESULTS.md
+Writes pipeline_output/benchmarks/results.json and benchmarks/RESULTS.md
 (the README links the latter; commit it after a run on the reference machine).
 --quick: one repeat and 80/1,000 images only, for a smoke run.
 """
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(REPO)]
+REPO = HERE.parent
+sys.path[:0] = [str(HERE)]
 
 import pipeline_benchmark  # noqa: E402
 import serving_benchmark  # noqa: E402
