@@ -453,11 +453,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose console output is their result: TensorFlow's start-up notices
+# are filtered out (run logs them instead; serve and ingest stream to stderr).
+QUIET_COMMANDS = ("inspect", "predict", "explain", "compile")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":
         _check_run_args(parser, args)
+    if args.command in QUIET_COMMANDS:
+        from happysad.pipeline import progress
+
+        with progress.without_native_noise():
+            return args.func(args)
     return args.func(args)
 
 

@@ -13,8 +13,14 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import time
 
+# What TensorFlow's C++ side prints on import on a machine without a GPU, at
+# ERROR level so TF_CPP_MIN_LOG_LEVEL does not hide it: nothing a user can act on.
+NATIVE_NOISE = re.compile(r"Unable to register cu(FFT|DNN|BLAS) factory|cpu_feature_guard|"
+                          r"rebuild TensorFlow with the appropriate compiler flags|TF-TRT Warning|"
+                          r"oneDNN custom operations|Could not find cuda drivers")
 _EVENT = re.compile(r"^(?:node|Component) (\S+) is (running|finished)\.$")
 
 
@@ -91,3 +97,24 @@ def console_to_log(log_path: str):
         for fd in saved:
             os.close(fd)
         console.close()
+
+
+@contextlib.contextmanager
+def without_native_noise():
+    """Sends file descriptor 2 (where C++ libraries write) to a temporary file
+    for the block, then writes back every line but NATIVE_NOISE, in order."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if not NATIVE_NOISE.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()

@@ -212,7 +212,9 @@ def _inspect(ws, *extra, expect=0):
 
 def test_inspect_reads_the_run_back_from_ml_metadata(ws, first_run, tmp_path):
     run_id = first_run.run_id
-    out = _inspect(ws, "--run", run_id).stdout
+    result = _inspect(ws, "--run", run_id)
+    assert result.stderr == "", result.stderr  # none of TensorFlow's start-up notices
+    out = result.stdout
     assert out.startswith(f"run {run_id}:")
     example_gen = ws.executions("ImportExampleGen")[0]
     examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
