@@ -14,30 +14,39 @@ from happysad.components.trainer import emoji_cnn, features, image_decoding, ser
 from happysad.components.trainer.training_config import TrainingConfig
 
 
+# Shuffling holds this many (encoded) examples: bounded whatever the data size,
+# and above the default run's 172 so its order (and model) is the same as ever.
+SHUFFLE_BUFFER = 10_000
+
+
 def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):
     """GZIP TFRecords of tf.Examples -> batches of (pixels, label).
 
-    Decoding happens once: the decoded images are cached in memory (80 faces are
-    5 MB), so every later epoch only shuffles, batches and (with augment) draws
-    new random variations, from keys seeded by shuffle_seed: the same every run."""
+    What is cached in memory is the encoded image bytes (~10 KB a face; the
+    decoded pixels are 270 KB), so memory grows with the data by ~10 MB per
+    1,000 faces. Each epoch decodes again, in parallel with training, and
+    (with augment) draws new random variations, from keys seeded by
+    shuffle_seed: the same every run."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"no TFRecord files match {file_patterns}")
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
     ds = ds.map(lambda record: tf.io.parse_single_example(record, features.feature_spec()),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda ex: (image_decoding.decode_image(ex[features.IMAGE_KEY]),
-                            tf.cast(ex[features.LABEL_KEY], label_dtype)),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return batches(ds.cache(), batch_size, shuffle_seed, augment)
+    ds = ds.map(lambda ex: (ex[features.IMAGE_KEY], tf.cast(ex[features.LABEL_KEY], label_dtype)))
+    return batches(ds.cache(), batch_size, shuffle_seed, augment, decode=True)
 
 
-def batches(ds, batch_size, shuffle_seed=None, augment=False):
-    """(pixels, label) pairs -> the batches training sees: reshuffled every
-    epoch and (with augment) varied by emoji_cnn.augment, both seeded by
-    shuffle_seed. The transfer benchmark trains through this too."""
+def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
+    """(image, label) pairs -> the batches training sees: reshuffled every
+    epoch, decoded (decode: the images are encoded bytes; else pixels) and
+    (with augment) varied by emoji_cnn.augment, both seeded by shuffle_seed.
+    The transfer benchmark trains through this too."""
     if shuffle_seed is not None:
-        ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if decode:
+        ds = ds.map(lambda image, label: (image_decoding.decode_image(image), label),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size)
     if augment:
         keys = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True).batch(2)
