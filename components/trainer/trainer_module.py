@@ -14,19 +14,22 @@ from happysad.components.trainer import emoji_cnn, features, image_decoding, ser
 from happysad.components.trainer.training_config import TrainingConfig
 
 
-# Shuffling holds this many (encoded) examples: bounded whatever the data size,
-# and above the default run's 172 so its order (and model) is the same as ever.
+# Shuffling holds this many examples: bounded whatever the data size, and above
+# the default run's 172 so its order (and model) is the same as ever.
 SHUFFLE_BUFFER = 10_000
+# A split whose decoded pixels fit in this is decoded once and kept (the default
+# run's 172 faces are 46 MB): every later epoch runs at the plain-Keras floor.
+# A larger one keeps its encoded bytes (~10 KB a face, not 270 KB) and decodes
+# every epoch, so memory grows by ~10 MB per 1,000 faces and 100,000 fit here.
+DECODED_CACHE_BYTES = 256 * 2**20
+_DECODED_IMAGE_BYTES = features.IMAGE_SIZE * features.IMAGE_SIZE * image_decoding.CHANNELS * 4  # float32
 
 
 def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):
-    """GZIP TFRecords of tf.Examples -> batches of (pixels, label).
-
-    What is cached in memory is the encoded image bytes (~10 KB a face; the
-    decoded pixels are 270 KB), so memory grows with the data by ~10 MB per
-    1,000 faces. Each epoch decodes again, in parallel with training, and
-    (with augment) draws new random variations, from keys seeded by
-    shuffle_seed: the same every run."""
+    """GZIP TFRecords of tf.Examples -> batches of (pixels, label), cached in
+    memory as decoded pixels or encoded bytes by size (DECODED_CACHE_BYTES).
+    Every epoch reshuffles and (with augment) draws new random variations,
+    from keys seeded by shuffle_seed: the same every run."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"no TFRecord files match {file_patterns}")
@@ -34,6 +37,11 @@ def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float3
     ds = ds.map(lambda record: tf.io.parse_single_example(record, features.feature_spec()),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(lambda ex: (ex[features.IMAGE_KEY], tf.cast(ex[features.LABEL_KEY], label_dtype)))
+    examples = int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
+    if examples * _DECODED_IMAGE_BYTES <= DECODED_CACHE_BYTES:
+        ds = ds.map(lambda image, label: (image_decoding.decode_image(image), label),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return batches(ds.cache(), batch_size, shuffle_seed, augment)
     return batches(ds.cache(), batch_size, shuffle_seed, augment, decode=True)
 
 

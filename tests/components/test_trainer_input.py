@@ -1,5 +1,6 @@
 """The Trainer's input pipeline: what it keeps in memory, and that it feeds the same data."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from happysad.components.trainer import image_decoding, trainer_module
@@ -37,7 +38,10 @@ def test_memory_grows_with_the_encoded_images_not_the_decoded_pixels(tmp_path):
     assert grown < 200, f"RSS grew {grown:.0f} MB over 3,000 images"  # measured 88 MB; 888 MB with the decoded pixels cached
 
 
-def test_every_epoch_feeds_the_same_decoded_images_in_a_new_order(tmp_path):
+@pytest.mark.parametrize("cached", ["decoded pixels", "encoded bytes"])
+def test_every_epoch_feeds_the_same_decoded_images_in_a_new_order(tmp_path, monkeypatch, cached):
+    if cached == "encoded bytes":  # what a split over DECODED_CACHE_BYTES keeps
+        monkeypatch.setattr(trainer_module, "DECODED_CACHE_BYTES", 0)
     images = [p.read_bytes() for p in sorted(emoji_faces.DEFAULT_DIR.rglob("*.png"))[:20]]
     _write(tmp_path / "train.tfrecord.gz", images, 20)
     dataset = trainer_module._dataset([str(tmp_path / "*.gz")], 5, shuffle_seed=3)
