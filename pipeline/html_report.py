@@ -70,7 +70,10 @@ class _Raw(str):
 def _verdict(s) -> str:
     rejected = any(found for found in s.anomalies.values())
     if s.pushed_dir:
-        return f"<p class=ok id=verdict>Blessed and pushed: <code>{_e(s.pushed_dir)}</code> (version {_e(s.pushed_version)})</p>"
+        card = run_summary.model_card_path(s)
+        link = f' <a id=model-card href="{_e(Path(card).as_uri())}">model card</a>' if card else ""
+        return (f"<p class=ok id=verdict>Blessed and pushed: <code>{_e(s.pushed_dir)}</code> "
+                f"(version {_e(s.pushed_version)}){link}</p>")
     if rejected:
         return "<p class=bad id=verdict>Data rejected: the anomalies below stopped the run before training.</p>"
     if s.blessed is False:

@@ -211,7 +211,28 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
                                    _own_run(paths.metadata_path, before))
     summary.log_path = log_path
+    _write_model_card(summary, Path(examples_dir or paths.examples_dir), gate)
     return summary
+
+
+def _write_model_card(summary, examples_dir: Path, gate: configs.GateConfig) -> None:
+    """The model card beside a model this run pushed (or one pushed before
+    cards were written). The model is already pushed: a card that cannot be
+    written is logged, not a failed run."""
+    import logging
+
+    from happysad.data import ingest
+    from happysad.pipeline import model_card
+
+    if not summary.pushed_dir:
+        return
+    pusher = summary.component("Pusher")
+    missing = not all((Path(summary.pushed_dir) / name).exists() for name in model_card.CARD_FILES)
+    if missing or (pusher is not None and pusher.state == "COMPLETE"):
+        try:
+            model_card.write(summary, examples_dir / ingest.REPORT_NAME, gate)
+        except Exception:  # noqa: BLE001 - reported in the log; the push stands
+            logging.exception("could not write the model card in %s", summary.pushed_dir)
 
 
 def compiled_pipeline(ir_dir: Path, arguments: dict):

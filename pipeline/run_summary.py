@@ -310,6 +310,14 @@ def format_sources(summary: RunSummary) -> list:
     return lines
 
 
+def model_card_path(summary: RunSummary) -> Optional[str]:
+    """The pushed model's model_card.html, if it has one."""
+    if not summary.pushed_dir:
+        return None
+    path = os.path.join(summary.pushed_dir, "model_card.html")
+    return path if os.path.isfile(path) else None
+
+
 def format_summary(summary: RunSummary) -> str:
     """The human-readable end of `happysad run`."""
     lines = [f"run {summary.run_id}", "  component                       state      seconds"]
@@ -352,6 +360,9 @@ def format_summary(summary: RunSummary) -> str:
         lines.extend(f"  {problem}" for problem in check["problems"])
     if summary.pushed_dir:
         lines.append(f"pushed: {summary.pushed_dir} (version {summary.pushed_version})")
+        card = model_card_path(summary)
+        if card:
+            lines.append(f"model card: {card}")
     elif summary.blessed is not None:
         lines.append("pushed: nothing (only a model that is blessed and passes the serving check is pushed)")
     return "\n".join(lines)

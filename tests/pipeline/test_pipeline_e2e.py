@@ -261,6 +261,29 @@ def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browse
     assert sum(ok for _, ok in images) == len(images) >= 1 + 2 * 8  # curves + 8 faces per class
 
 
+def test_the_pushed_model_has_a_model_card_linked_from_the_html_report(ws, first_run, tmp_path, browser):
+    version = ws.serving / "happysad" / first_run.version
+    card = version / "model_card.html"
+    assert (version / "model_card.md").is_file() and card.is_file()
+    assert f"model card: {card}" in first_run.stdout
+    browser.get(card.as_uri())
+    assert browser.find_element("id", "title").text == f"Model card: happysad, version {first_run.version}"
+    noto = next(r.text for r in browser.find_elements("css selector", "#sources tr") if r.text.startswith("noto "))
+    held_out_accuracy = float(first_run.stdout.split("\n    noto ")[1].split()[1])
+    name, count, accuracy, gate = noto.split(" ", 3)
+    assert (count, gate) == ("28", "held out; at least 0.85") and abs(float(accuracy) - held_out_accuracy) < 5e-4, noto
+    trainer = ws.executions("Trainer")[0]
+    (model,) = ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model")
+    lineage = [r.text for r in browser.find_elements("css selector", "#lineage-table tr")]
+    assert any(r.startswith(f"model (execution {trainer.id}, Trainer) {model.id} ") for r in lineage), lineage
+    images = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+    assert images == [True]  # the training curves
+    report = tmp_path / "report.html"
+    _inspect(ws, "--run", first_run.run_id, "--html", str(report))
+    browser.get(report.as_uri())
+    assert browser.find_element("id", "model-card").get_attribute("href") == card.as_uri()
+
+
 def test_pushed_model_classifies_freshly_generated_faces_as_tf_serving_runs_it(ws, first_run, tmp_path):
     """Loaded the way TF Serving loads it (a session, signatures by tensor name),
     and answering every signature as TF2's loader does."""
