@@ -14,7 +14,7 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 
 from happysad.components.trainer import features
-from happysad.pipeline import metadata, run_summary
+from happysad.pipeline import metadata, run_summary, schema
 
 
 
@@ -104,26 +104,8 @@ def _schema(summary):
     uri = _first_uri(summary, "ImportSchemaGen", "schema")
     if not uri:
         return [], None
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     path = os.path.join(uri, "schema.pbtxt")
-    with open(path) as f:
-        schema = text_format.Parse(f.read(), schema_pb2.Schema())
-    domains = {d.name: list(d.value) for d in schema.string_domain}
-    rows = []
-    for feature in schema.feature:
-        kind = schema_pb2.FeatureType.Name(feature.type)
-        presence = f"required ({feature.presence.min_fraction:g} of examples)" if feature.presence.min_fraction else "optional"
-        domain = ""
-        if feature.HasField("int_domain"):
-            domain = f"{feature.int_domain.min}..{feature.int_domain.max}"
-        elif feature.domain:
-            domain = "one of " + ", ".join(domains.get(feature.domain, []))
-        elif feature.HasField("image_domain"):
-            domain = f"image, at most {feature.image_domain.max_image_byte_size:,} bytes"
-        rows.append((feature.name, kind, presence, domain))
-    return rows, path
+    return schema.describe(schema.read(path)), path
 
 
 def _lineage(store, summary) -> list:

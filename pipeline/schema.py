@@ -48,3 +48,32 @@ def write_for_classes(class_names: Sequence[str], out_dir) -> str:
             f.write(text)
         tf.io.gfile.rename(tmp, path, overwrite=True)
     return path
+
+
+def read(path):
+    """The Schema proto in a .pbtxt file."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with open(path) as f:
+        return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+def describe(schema) -> list:
+    """[(feature, type, presence, domain)] in words, one per feature."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    domains = {d.name: list(d.value) for d in schema.string_domain}
+    rows = []
+    for feature in schema.feature:
+        kind = schema_pb2.FeatureType.Name(feature.type)
+        presence = f"required ({feature.presence.min_fraction:g} of examples)" if feature.presence.min_fraction else "optional"
+        domain = ""
+        if feature.HasField("int_domain"):
+            domain = f"{feature.int_domain.min}..{feature.int_domain.max}"
+        elif feature.domain:
+            domain = "one of " + ", ".join(domains.get(feature.domain, []))
+        elif feature.HasField("image_domain"):
+            domain = f"image, at most {feature.image_domain.max_image_byte_size:,} bytes"
+        rows.append((feature.name, kind, presence, domain))
+    return rows
