@@ -171,6 +171,40 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    _quiet_tensorflow()
+    from happysad.pipeline import run_inspection, run_summary, schema
+
+    paths = local_runner.make_paths(args.pipeline_root)
+    try:
+        summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME, args.run)
+    except LookupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    inferred = run_inspection.inferred_schema_path(summary)
+    if inferred is None:
+        print(f"error: run {summary.run_id} has no SchemaGen output (it ran before SchemaGen was in the pipeline, "
+              f"or stopped before it); run the pipeline again", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.promote:
+        print(f"SchemaGen's inference ({inferred}) against the curated schema ({args.schema_file}):")
+        for name, curated, inferred_words, verdict in schema.diff(schema.read(args.schema_file),
+                                                                  schema.read(inferred)):
+            print(f"  {name:<11} {verdict}" + ("" if verdict == "same" else
+                                               f"\n    curated:  {curated or '-'}\n    inferred: {inferred_words or '-'}"))
+        print("adopt an inferred feature with: happysad schema --promote FEATURE (then review the file's diff)")
+        return 0
+    try:
+        changes = schema.promote(inferred, args.promote, args.schema_file, origin=f" of run {summary.run_id}")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {args.schema_file}:")
+    print("\n".join(f"  {line}" for line in changes))
+    print("review it (git diff) before the next run: the gate validates every run against this file")
+    return 0
+
+
 def cmd_serve(args) -> int:
     _quiet_tensorflow()
     from happysad.serving import model_registry, server
@@ -366,6 +400,21 @@ def add_inspect_parser(sub) -> None:
     insp.set_defaults(func=cmd_inspect)
 
 
+def add_schema_parser(sub) -> None:
+    from happysad.pipeline.schema import CURATED_SCHEMA
+
+    sch = sub.add_parser("schema", help="compare SchemaGen's inferred schema with the curated one; promote "
+                         "a feature on purpose")
+    sch.add_argument("--pipeline-root", type=Path, default=None,
+                     help="the run's pipeline root (default: ./pipeline_output)")
+    sch.add_argument("--run", default=None, metavar="RUN_ID", help="a run id (default: the latest run)")
+    sch.add_argument("--promote", action="append", default=[], metavar="FEATURE",
+                     help="write SchemaGen's definition of FEATURE into the curated schema, repeatable")
+    sch.add_argument("--schema-file", type=Path, default=CURATED_SCHEMA,
+                     help="the curated schema (default: %(default)s)")
+    sch.set_defaults(func=cmd_schema)
+
+
 def add_serve_parser(sub) -> None:
     srv = sub.add_parser("serve", help="serve pushed models over TF Serving's REST and gRPC APIs "
                          "(a development stand-in for TF Serving)")
@@ -446,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_parser(sub)
     add_run_parser(sub)
     add_inspect_parser(sub)
+    add_schema_parser(sub)
     add_serve_parser(sub)
     add_predict_parser(sub)
     add_explain_parser(sub)
@@ -455,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands whose console output is their result: TensorFlow's start-up notices
 # are filtered out (run logs them instead; serve and ingest stream to stderr).
-QUIET_COMMANDS = ("inspect", "predict", "explain", "compile")
+QUIET_COMMANDS = ("inspect", "schema", "predict", "explain", "compile")
 
 
 def main(argv=None) -> int:

@@ -108,8 +108,15 @@ def _statistics(stats) -> str:
 
 
 def _schema(inspection) -> str:
-    return (f"<h2>Schema</h2><p>Curated: <code>{_e(inspection.schema_uri)}</code></p>"
+    html = (f"<h2>Schema</h2><p>Curated: <code>{_e(inspection.schema_uri)}</code></p>"
             + _table(["feature", "type", "presence", "domain"], inspection.schema))
+    if inspection.schema_diff:
+        html += (f"<h3>Inferred by SchemaGen, against the curated schema</h3><p>The gate uses the curated "
+                 f"schema; <code>happysad schema --promote FEATURE</code> adopts an inferred feature. Inferred: "
+                 f"<code>{_e(inspection.inferred_schema_uri)}</code></p>"
+                 + _table(["feature", "verdict", "curated", "inferred"],
+                          [(n, v, c, i) for n, c, i, v in inspection.schema_diff], table_id="schema-diff"))
+    return html
 
 
 def _anomalies(s) -> str:

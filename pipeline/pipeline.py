@@ -1,6 +1,7 @@
 """create_pipeline(): the happysad TFX pipeline, with no physical paths of its own.
 
-ImportExampleGen + ImportSchemaGen (the curated schema) -> StatisticsGen, then four checks:
+ImportExampleGen + ImportSchemaGen (the curated schema) -> StatisticsGen -> SchemaGen (its
+inference, shown beside the curated schema, never gated on), and four checks:
   ExampleValidator  statistics vs. the schema
   SkewValidator     eval vs. train class balance
   DriftValidator    vs. the previous run's statistics
@@ -172,6 +173,11 @@ def create_pipeline(
     # With the schema, TFDV treats the image as bytes (sizes, not top values).
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
+    # SchemaGen's own inference, beside the curated schema: not gated on, shown
+    # against it by `happysad inspect`, and promoted feature by feature on
+    # purpose (`happysad schema --promote`).
+    inferred_schema = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                               infer_feature_shape=False)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     skew_validator = DistributionValidator(
@@ -250,7 +256,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, skew_validator,
+        components=[example_gen, statistics_gen, schema_gen, inferred_schema, example_validator, skew_validator,
                     previous_statistics, drift_validator, image_validator, data_gate,
                     trainer, model_resolver, evaluator, serving_check, pusher],
         enable_cache=enable_cache,

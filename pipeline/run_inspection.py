@@ -46,12 +46,15 @@ class Inspection:
     schema_uri: Optional[str]
     lineage: list  # [LineageNode] roots
     examples_uri: Optional[str]  # for the HTML report's sample images
+    schema_diff: list = dataclasses.field(default_factory=list)  # schema.diff rows: SchemaGen vs curated
+    inferred_schema_uri: Optional[str] = None  # SchemaGen's schema.pbtxt
 
 
 def inspect_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Inspection:
     summary = run_summary.read_run(sqlite_path, pipeline_name, run_id)
     store = metadata.open_store(sqlite_path)
     schema_rows, schema_path = _schema(summary)
+    inferred_path = inferred_schema_path(summary)
     return Inspection(
         summary=summary,
         statistics=_statistics(summary),
@@ -59,7 +62,16 @@ def inspect_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = No
         schema_uri=schema_path,
         lineage=_lineage(store, summary),
         examples_uri=_first_uri(summary, "ImportExampleGen", "examples"),
+        schema_diff=schema.diff(schema.read(schema_path), schema.read(inferred_path))
+        if schema_path and inferred_path else [],
+        inferred_schema_uri=inferred_path,
     )
+
+
+def inferred_schema_path(summary) -> Optional[str]:
+    """SchemaGen's schema.pbtxt in this run (None if it did not run)."""
+    uri = _first_uri(summary, "SchemaGen", "schema")
+    return os.path.join(uri, "schema.pbtxt") if uri else None
 
 
 def _first_uri(summary, node: str, key: str) -> Optional[str]:
@@ -190,6 +202,12 @@ def format_inspection(inspection: Inspection) -> str:
                 lines.append(f"    {key}: " + ", ".join(f"{k} {v}" for k, v in sorted(st.images[key].items())))
     lines.append(f"schema ({inspection.schema_uri}):")
     lines.extend(f"  {name:<11} {kind:<6} {presence:<28} {domain}" for name, kind, presence, domain in inspection.schema)
+    if inspection.schema_diff:
+        lines.append(f"schema inferred by SchemaGen ({inspection.inferred_schema_uri}), against the curated one "
+                     "(the gate uses the curated one; `happysad schema --promote FEATURE` adopts an inferred feature):")
+        for name, curated, inferred, verdict in inspection.schema_diff:
+            lines.append(f"  {name:<11} {verdict}" + ("" if verdict == "same" else
+                                                      f"\n    curated:  {curated or '-'}\n    inferred: {inferred or '-'}"))
     lines.append("anomalies:")
     lines.extend(run_summary.format_anomalies(s) or ["  (no validator ran)"])
     lines.append("model:")

@@ -3,8 +3,10 @@ import json
 import subprocess
 
 from helpers import HAPPYSAD, REPO
-COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
-              "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "ServingCheck", "Pusher"]
+
+COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "SkewValidator", "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "ServingCheck",
+              "Pusher"]
 
 
 def test_compiles_every_component_and_the_trainer_module(tmp_path):

@@ -23,10 +23,11 @@ from ml_metadata.proto import metadata_store_pb2
 from happysad.data import emoji_faces, ingest
 from happysad.pipeline import configs, metadata
 
-from helpers import example, HAPPYSAD, REPO
-COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "SkewValidator",
-              "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate", "Trainer",
-              "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"]
+from helpers import HAPPYSAD, REPO, example
+
+COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "SkewValidator", "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate",
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"]
 RESOLVERS = ("previous_statistics_resolver", "latest_blessed_model_resolver")
 State = metadata_store_pb2.Execution.State
 # The pushed default model on the held-out vendor's 28 faces: measured 0.964 (27 of 28)
@@ -215,6 +216,9 @@ def test_inspect_reads_the_run_back_from_ml_metadata(ws, first_run, tmp_path):
     result = _inspect(ws, "--run", run_id)
     assert result.stderr == "", result.stderr  # none of TensorFlow's start-up notices
     out = result.stdout
+    # SchemaGen's view beside the curated schema: it reads `source` as required with the
+    # seven sources as its only values, where the curated schema allows any (and none).
+    assert "schema inferred by SchemaGen" in out and "  source      differs" in out
     assert out.startswith(f"run {run_id}:")
     example_gen = ws.executions("ImportExampleGen")[0]
     examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
@@ -255,10 +259,29 @@ def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browse
     assert any(r.startswith("generated ") and r.endswith("trained on") for r in rows), rows
     assert f"train: {train} examples" in text
     assert "no anomalies" in text and "class_name BYTES" in text
+    diff = [r.text for r in browser.find_elements("css selector", "#schema-diff tr")]
+    assert any(r.startswith("source differs BYTES, optional BYTES, required") for r in diff), diff
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
     assert ["training curves", True] in images
     assert sum(ok for _, ok in images) == len(images) >= 1 + 2 * 8  # curves + 8 faces per class
+
+
+def test_schema_promote_writes_an_inferred_feature_into_a_curated_schema_file(ws, first_run, tmp_path):
+    from happysad.pipeline import schema
+
+    curated = tmp_path / "schema.pbtxt"
+    curated.write_text(schema.CURATED_SCHEMA.read_text())
+    shown = subprocess.run([HAPPYSAD, "schema", "--pipeline-root", str(ws.root), "--schema-file", str(curated)],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and "  source      differs" in shown.stdout, shown.stdout + shown.stderr
+    promoted = subprocess.run([HAPPYSAD, "schema", "--pipeline-root", str(ws.root), "--schema-file", str(curated),
+                               "--promote", "source"], capture_output=True, text=True, timeout=300)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "source: replaced by SchemaGen's BYTES, required" in promoted.stdout
+    source = next(f for f in schema.read(curated).feature if f.name == "source")
+    assert source.presence.min_fraction == 1.0 and source.domain == "source"
+    assert schema.CURATED_SCHEMA.read_text() != curated.read_text()  # the committed file is untouched
 
 
 def test_the_pushed_model_has_a_model_card_linked_from_the_html_report(ws, first_run, tmp_path, browser):

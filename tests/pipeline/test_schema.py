@@ -81,3 +81,54 @@ def test_schema_files_are_named_by_content(tmp_path):
     other = schema.write_for_classes(["happy", "sad", "angry"], tmp_path)
     assert first == again != other
     assert 'value: "angry"' in Path(other).read_text() and 'value: "angry"' not in Path(first).read_text()
+
+
+def _features(**defs):
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    return text_format.Parse("\n".join(f'feature {{ name: "{n}" {d} }}' for n, d in defs.items()),
+                             schema_pb2.Schema())
+
+
+def test_the_inferred_schema_is_compared_feature_by_feature():
+    curated = _features(label='type: INT int_domain { min: 0 max: 1 }', source="type: BYTES",
+                        mask="type: BYTES")
+    inferred = _features(label="type: INT", source="type: BYTES", extra="type: FLOAT")
+    rows = {name: (curated_words, inferred_words, verdict)
+            for name, curated_words, inferred_words, verdict in schema.diff(curated, inferred)}
+    assert rows["label"] == ("INT, optional, 0..1", "INT, optional", "differs")
+    assert rows["source"][2] == "same"
+    assert rows["mask"] == ("BYTES, optional", "", "curated only")
+    assert rows["extra"] == ("", "FLOAT, optional", "inferred only")
+
+
+def test_promote_writes_the_inferred_feature_and_keeps_the_rest_of_the_file(tmp_path):
+    curated = tmp_path / "schema.pbtxt"
+    curated.write_text(schema.CURATED_SCHEMA.read_text())
+    inferred = tmp_path / "inferred.pbtxt"
+    inferred.write_text('feature { name: "source" type: BYTES domain: "source" presence { min_fraction: 1.0 } }\n'
+                        'feature { name: "label" type: INT }\n'
+                        'string_domain { name: "source" value: "generated" value: "noto" }\n')
+    changes = schema.promote(inferred, ["source"], curated, origin=" of run r1")
+    assert changes == ["source: replaced by SchemaGen's BYTES, required (1 of examples), one of generated, noto"]
+    promoted = schema.read(curated)
+    source = next(f for f in promoted.feature if f.name == "source")
+    assert source.domain == "source" and source.presence.min_fraction == 1.0
+    assert [list(d.value) for d in promoted.string_domain if d.name == "source"] == [["generated", "noto"]]
+    text = curated.read_text()
+    assert "# Promoted from SchemaGen's inference of run r1: review it." in text
+    assert "# The class index: the position of class_name in the sorted class set." in text  # others untouched
+    committed = schema.read(schema.CURATED_SCHEMA)
+    for name in ("image", "label", "class_name", "filename"):
+        assert next(f for f in promoted.feature if f.name == name) == next(f for f in committed.feature
+                                                                          if f.name == name), name
+
+
+def test_promoting_a_feature_the_inference_lacks_changes_nothing(tmp_path):
+    curated = tmp_path / "schema.pbtxt"
+    curated.write_text(schema.CURATED_SCHEMA.read_text())
+    inferred = tmp_path / "inferred.pbtxt"
+    inferred.write_text('feature { name: "label" type: INT }\n')
+    with pytest.raises(ValueError, match="SchemaGen inferred no feature source"):
+        schema.promote(inferred, ["label", "source"], curated)
+    assert curated.read_text() == schema.CURATED_SCHEMA.read_text()
