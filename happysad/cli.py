@@ -152,15 +152,22 @@ def cmd_run(args) -> int:
     return 0 if summary.pushed_dir or (summary.blessed and servable) else EXIT_NOT_BLESSED
 
 
+def _read_recorded(read, args):
+    """read(metadata path, pipeline name, run id) for --pipeline-root and --run;
+    None after saying why there is nothing to read."""
+    try:
+        return read(str(local_runner.make_paths(args.pipeline_root).metadata_path), configs.PIPELINE_NAME, args.run)
+    except LookupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
 def cmd_inspect(args) -> int:
     _quiet_tensorflow()
     from happysad.pipeline import run_inspection
 
-    paths = local_runner.make_paths(args.pipeline_root)
-    try:
-        inspection = run_inspection.inspect_run(str(paths.metadata_path), configs.PIPELINE_NAME, args.run)
-    except LookupError as e:
-        print(f"error: {e}", file=sys.stderr)
+    inspection = _read_recorded(run_inspection.inspect_run, args)
+    if inspection is None:
         return EXIT_FAILED
     print(run_inspection.format_inspection(inspection))
     if args.html:
@@ -175,11 +182,8 @@ def cmd_schema(args) -> int:
     _quiet_tensorflow()
     from happysad.pipeline import run_inspection, run_summary, schema
 
-    paths = local_runner.make_paths(args.pipeline_root)
-    try:
-        summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME, args.run)
-    except LookupError as e:
-        print(f"error: {e}", file=sys.stderr)
+    summary = _read_recorded(run_summary.read_run, args)
+    if summary is None:
         return EXIT_FAILED
     inferred = run_inspection.inferred_schema_path(summary)
     if inferred is None:
@@ -188,10 +192,7 @@ def cmd_schema(args) -> int:
         return EXIT_FAILED
     if not args.promote:
         print(f"SchemaGen's inference ({inferred}) against the curated schema ({args.schema_file}):")
-        for name, curated, inferred_words, verdict in schema.diff(schema.read(args.schema_file),
-                                                                  schema.read(inferred)):
-            print(f"  {name:<11} {verdict}" + ("" if verdict == "same" else
-                                               f"\n    curated:  {curated or '-'}\n    inferred: {inferred_words or '-'}"))
+        print("\n".join(schema.format_diff(schema.diff(schema.read(args.schema_file), schema.read(inferred)))))
         print("adopt an inferred feature with: happysad schema --promote FEATURE (then review the file's diff)")
         return 0
     try:
@@ -392,12 +393,16 @@ def add_run_parser(sub) -> None:
 
 def add_inspect_parser(sub) -> None:
     insp = sub.add_parser("inspect", help="show a run's statistics, schema, anomalies, model and lineage")
-    insp.add_argument("--pipeline-root", type=Path, default=None,
-                      help="the run's pipeline root (default: ./pipeline_output)")
-    insp.add_argument("--run", default=None, metavar="RUN_ID", help="a run id as `happysad run` prints it "
-                      "(default: the latest run)")
+    _add_recorded_run_flags(insp)
     insp.add_argument("--html", type=Path, default=None, metavar="PATH", help="also write a one-file HTML report")
     insp.set_defaults(func=cmd_inspect)
+
+
+def _add_recorded_run_flags(parser) -> None:
+    parser.add_argument("--pipeline-root", type=Path, default=None,
+                        help="the run's pipeline root (default: ./pipeline_output)")
+    parser.add_argument("--run", default=None, metavar="RUN_ID", help="a run id as `happysad run` prints it "
+                        "(default: the latest run)")
 
 
 def add_schema_parser(sub) -> None:
@@ -405,9 +410,7 @@ def add_schema_parser(sub) -> None:
 
     sch = sub.add_parser("schema", help="compare SchemaGen's inferred schema with the curated one; promote "
                          "a feature on purpose")
-    sch.add_argument("--pipeline-root", type=Path, default=None,
-                     help="the run's pipeline root (default: ./pipeline_output)")
-    sch.add_argument("--run", default=None, metavar="RUN_ID", help="a run id (default: the latest run)")
+    _add_recorded_run_flags(sch)
     sch.add_argument("--promote", action="append", default=[], metavar="FEATURE",
                      help="write SchemaGen's definition of FEATURE into the curated schema, repeatable")
     sch.add_argument("--schema-file", type=Path, default=CURATED_SCHEMA,

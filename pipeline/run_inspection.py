@@ -205,9 +205,7 @@ def format_inspection(inspection: Inspection) -> str:
     if inspection.schema_diff:
         lines.append(f"schema inferred by SchemaGen ({inspection.inferred_schema_uri}), against the curated one "
                      "(the gate uses the curated one; `happysad schema --promote FEATURE` adopts an inferred feature):")
-        for name, curated, inferred, verdict in inspection.schema_diff:
-            lines.append(f"  {name:<11} {verdict}" + ("" if verdict == "same" else
-                                                      f"\n    curated:  {curated or '-'}\n    inferred: {inferred or '-'}"))
+        lines.extend(schema.format_diff(inspection.schema_diff))
     lines.append("anomalies:")
     lines.extend(run_summary.format_anomalies(s) or ["  (no validator ran)"])
     lines.append("model:")

@@ -100,6 +100,16 @@ def diff(curated, inferred) -> list:
     return rows
 
 
+def format_diff(rows) -> list:
+    """diff()'s rows as console lines: each feature's verdict, and both sides where they differ."""
+    lines = []
+    for name, curated, inferred, verdict in rows:
+        lines.append(f"  {name:<11} {verdict}")
+        if verdict != "same":
+            lines += [f"    curated:  {curated or '-'}", f"    inferred: {inferred or '-'}"]
+    return lines
+
+
 def promote(inferred_path, names: Sequence[str], curated_path=CURATED_SCHEMA, origin: str = "") -> list:
     """Writes SchemaGen's definition of each named feature into the curated
     schema file, in place of the curated one (or added), with the string domain
