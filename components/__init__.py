@@ -9,10 +9,15 @@ TRAINER_RUN_FN = "happysad.components.trainer.trainer_module.run_fn"
 TRAINER_DIR = Path(__file__).resolve().parent / "trainer"
 
 
+def code_version(files, root: Path) -> str:
+    """A hash of the files' names (relative to root) and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def trainer_code_version() -> str:
     """A hash of every .py of the Trainer's package. It goes into the Trainer's
     custom_config, so editing the code re-runs a cached Trainer."""
-    digest = hashlib.sha256()
-    for path in sorted(TRAINER_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return code_version(TRAINER_DIR.glob("*.py"), TRAINER_DIR)

@@ -272,11 +272,10 @@ def compiled_pipeline(ir_dir: Path, arguments: dict):
 def package_code_version() -> str:
     """A hash of every .py under happysad's pipeline/ and components/ folders:
     the code that defines the compiled pipeline."""
-    digest = hashlib.sha256()
+    from happysad.components import code_version
+
     root = Path(__file__).resolve().parents[1]
-    for path in sorted([*root.joinpath("pipeline").glob("*.py"), *root.joinpath("components").rglob("*.py")]):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return code_version([*root.joinpath("pipeline").glob("*.py"), *root.joinpath("components").rglob("*.py")], root)
 
 
 def _own_run(metadata_path: Path, before: set) -> Optional[str]:

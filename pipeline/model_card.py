@@ -40,7 +40,6 @@ class Card:
     class_metrics: dict
     source_rows: list  # run_summary.source_rows
     gate: dict  # threshold name -> value
-    failed_thresholds: list
     serving_check: Optional[dict]
     lineage: list  # (what, MLMD id, uri)
     weak_sources: list  # (name, accuracy)
@@ -84,7 +83,7 @@ def build(summary: run_summary.RunSummary, ingest_report: Optional[dict], gate: 
         gate={"accuracy at least": gate.min_accuracy, "AUC at least (two classes)": gate.min_auc,
               "accuracy drop against the last blessed model at most": gate.max_accuracy_drop,
               **{f"accuracy on held-out {name} at least": floor for name, floor in sorted(summary.held_out.items())}},
-        failed_thresholds=summary.failed_thresholds, serving_check=summary.serving_check, lineage=lineage,
+        serving_check=summary.serving_check, lineage=lineage,
         weak_sources=[(name, acc) for name, _, acc, _, _ in rows if acc is not None and acc < WEAK_SOURCE])
 
 
@@ -103,7 +102,7 @@ def render(card: Card) -> dict:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              autoescape=jinja2.select_autoescape(["html.j2"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _number
-    return {name: env.get_template(name + ".j2").render(card=card, accuracy=run_summary.accuracy)
+    return {name: env.get_template(name + ".j2").render(card=card, accuracy=run_summary.accuracy, weak_source=WEAK_SOURCE)
             for name in CARD_FILES}
 
 

@@ -39,10 +39,14 @@ def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float3
     ds = ds.map(lambda ex: (ex[features.IMAGE_KEY], tf.cast(ex[features.LABEL_KEY], label_dtype)))
     examples = int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
     if examples * _DECODED_IMAGE_BYTES <= DECODED_CACHE_BYTES:
-        ds = ds.map(lambda image, label: (image_decoding.decode_image(image), label),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches(ds.cache(), batch_size, shuffle_seed, augment)
+        return batches(_decoded(ds).cache(), batch_size, shuffle_seed, augment)
     return batches(ds.cache(), batch_size, shuffle_seed, augment, decode=True)
+
+
+def _decoded(ds):
+    """(encoded image, label) -> (pixels, label), in parallel, in order."""
+    return ds.map(lambda image, label: (image_decoding.decode_image(image), label),
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
@@ -53,8 +57,7 @@ def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
     if shuffle_seed is not None:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
     if decode:
-        ds = ds.map(lambda image, label: (image_decoding.decode_image(image), label),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = _decoded(ds)
     ds = ds.batch(batch_size)
     if augment:
         keys = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True).batch(2)
