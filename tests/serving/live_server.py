@@ -5,15 +5,11 @@ project's own code: the tests check what the server does with them (shapes,
 routing, errors, reloads) and compare its answers with the same SavedModel
 called in-process.
 """
-import os
-import queue
-import signal
-import subprocess
-import threading
-import types
 from pathlib import Path
 
+from happysad.serving import loopback
 from helpers import HAPPYSAD, REPO
+
 MODEL = "happysad"
 MAX_REQUEST_BYTES = 1_000_000
 
@@ -43,39 +39,13 @@ def write_models_config(path: Path, base: Path, num_versions: int = 2, labels=()
     return path
 
 
-class Server(types.SimpleNamespace):
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def start_server(tmp: Path, *args) -> Server:
-    """Starts `happysad serve` with free ports; returns once both APIs listen."""
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([HAPPYSAD, "serve", "--rest-port", "0", "--grpc-port", "0", "--poll-seconds", "0.2",
-                             "--max-request-bytes", str(MAX_REQUEST_BYTES), *args],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    rest = grpc_target = None
-    while grpc_target is None:
-        try:
-            line = lines.get(timeout=120)
-        except queue.Empty:
-            proc.kill()
-            raise AssertionError(f"server did not start: {(tmp / 'server.log').read_text()[-3000:]}")
-        if line.startswith("REST"):
-            rest = line.split()[1].split("/v1/")[0]
-        elif line.startswith("gRPC"):
-            grpc_target = line.split()[1]
-    return Server(proc=proc, rest=rest, grpc=grpc_target, log=tmp / "server.log")
+def start_server(tmp: Path, *args) -> loopback.LoopbackServer:
+    """Starts the venv's `happysad serve` with free ports; returns once both APIs listen."""
+    try:
+        return loopback.start(tmp / "server.log", ["--poll-seconds", "0.2", "--max-request-bytes",
+                                                   str(MAX_REQUEST_BYTES), *args], command=[HAPPYSAD], cwd=REPO)
+    except loopback.ServerDidNotStart as e:
+        raise AssertionError(str(e)) from None
 
 
 def wait_until(condition, seconds=120) -> bool:
