@@ -75,9 +75,10 @@ class SavedModelBundle:
 
     def warm_up(self) -> int:
         """Replays assets.extra/tf_serving_warmup_requests (PredictionLogs) as
-        TF Serving does before a version becomes AVAILABLE; returns how many
-        requests ran (0 without the file). A failing request raises, as it
-        fails the load in TF Serving."""
+        TF Serving does before a version becomes AVAILABLE: Predict logs through
+        their signature's tensors, Classify logs as serialized tf.Examples into
+        the classify signature. Returns how many requests ran (0 without the
+        file). A failing request raises, as it fails the load in TF Serving."""
         import tensorflow as tf
         from tensorflow_serving.apis import prediction_log_pb2
 
@@ -87,11 +88,19 @@ class SavedModelBundle:
         count = 0
         for record in tf.data.TFRecordDataset(path):
             log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            if log.WhichOneof("log_type") != "predict_log":
-                continue  # only Predict is replayed here
-            request = log.predict_log.request
-            self.run(request.model_spec.signature_name or features.SERVING_SIGNATURE,
-                     {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})
+            kind = log.WhichOneof("log_type")
+            if kind == "predict_log":
+                request = log.predict_log.request
+                self.run(request.model_spec.signature_name or features.SERVING_SIGNATURE,
+                         {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})
+            elif kind == "classify_log":
+                request = log.classify_log.request
+                name = request.model_spec.signature_name or features.SERVING_SIGNATURE
+                (input_name,) = self.signature_defs[name].inputs  # a classify signature has one input
+                examples = [e.SerializeToString() for e in request.input.example_list.examples]
+                self.run(name, {input_name: np.array(examples, dtype=object)})
+            else:
+                continue  # Regress and MultiInference: this project's models have no such signatures
             count += 1
         return count
 

@@ -91,10 +91,11 @@ def export(model, class_names, export_dir: str, warmup_images=()) -> None:
 
 
 def write_warmup_requests(path: str, images) -> None:
-    """One PredictionLog per image (a batch-1 serving_default request), the
-    format TF Serving replays before it marks a version AVAILABLE, so the first
-    user request does not pay for the session's first run."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    """Per image, a batch-1 serving_default Predict and a classify Classify of a
+    tf.Example holding only the image: the format TF Serving replays before it
+    marks a version AVAILABLE, so neither signature's first user request pays for
+    the session's first run, and a version whose signatures fail never serves."""
+    from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
     with tf.io.TFRecordWriter(path) as writer:
         for image in images:
@@ -102,6 +103,11 @@ def write_warmup_requests(path: str, images) -> None:
             request.model_spec.signature_name = SERVING_SIGNATURE
             request.inputs["images"].CopyFrom(tf.make_tensor_proto([image], dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+            classify = classification_pb2.ClassificationRequest()
+            classify.model_spec.signature_name = CLASSIFY_SIGNATURE
+            classify.input.example_list.examples.add().features.feature[features.IMAGE_KEY].bytes_list.value.append(image)
+            log = prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=classify))
             writer.write(log.SerializeToString())
 
 

@@ -17,7 +17,7 @@ def _predict(server, model, face, **extra):
 
 def test_versions_are_warmed_up_before_they_serve(server):
     assert "loaded happysad version 1 from" in server.log.read_text()
-    assert "(2 warm-up requests)" in server.log.read_text()
+    assert "(4 warm-up requests)" in server.log.read_text()
 
 
 def test_prometheus_metrics_count_requests_and_list_loaded_versions(server, faces):
