@@ -27,3 +27,25 @@ def example(**values) -> bytes:
         else:
             raise TypeError(f"feature {key}: {type(value).__name__} is not bytes, str, int or float")
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def export_the_old_way(model, path: str) -> None:
+    """How the model was exported before: the Keras 3 model as an attribute of
+    a tf.Module, written by tf.saved_model.save. tf.saved_model.load runs it;
+    TF Serving's session loader cannot find its variables."""
+    import tensorflow as tf
+
+    from happysad.components.trainer import image_decoding
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def serve(self, images):
+            probability = self.model(image_decoding.decode_batch(images), training=False)
+            return {"probabilities": tf.concat([1 - probability, probability], axis=1)}
+
+    module = Module()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})

@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 
 from happysad.components import serving_check
-from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures
+from happysad.components.trainer import emoji_cnn, features, serving_signatures
 from happysad.data import emoji_faces
-from helpers import example
+from helpers import example, export_the_old_way
 
 
 def _examples() -> list:
@@ -16,25 +16,6 @@ def _examples() -> list:
 
 def _check(path) -> dict:
     return serving_check.check_model(str(path), _examples(), ["happy", "sad"], latency_budget_ms=5000)
-
-
-def export_the_old_way(model, path: str) -> None:
-    """How the model was exported before: the Keras 3 model as an attribute of
-    a tf.Module, written by tf.saved_model.save. tf.saved_model.load runs it;
-    TF Serving's session loader cannot find its variables."""
-
-    class Module(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-        def serve(self, images):
-            probability = self.model(image_decoding.decode_batch(images), training=False)
-            return {"probabilities": tf.concat([1 - probability, probability], axis=1)}
-
-    module = Module()
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
 
 
 @pytest.fixture(scope="module")
