@@ -10,28 +10,69 @@ names, and a latency budget. It writes an InfraBlessing (custom property
 could not serve is never pushed. `serving_check.json` beside it says why.
 """
 
+import base64
 import json
 import os
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
 
 from happysad.components.examples_artifact import split_records
-from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
+from happysad.components.saved_model_bundle import WARMUP_FILE, SavedModelBundle, error_summary
 from happysad.components.trainer import features
+from happysad.serving import loopback
 
 SAMPLE_SIZE = 8  # eval examples replayed through each signature
+SERVED_NAME = "candidate"  # the model's name on the check's own server
+SERVER_LOG_FILE = "serve.log"  # the server's log, kept beside serving_check.json
+LATENCY_CALLS = 5  # batch-1 calls per API over the server; the median is checked against the budget
+RPC_TIMEOUT_S = 30.0
 
 
-def check_model(model_dir: str, examples: list, class_names: list, latency_budget_ms: float) -> dict:
-    """Loads model_dir as TF Serving does and runs each signature on `examples`.
+def check_model(model_dir: str, examples: list, class_names: list, latency_budget_ms: float,
+                over_server: bool = True, log_dir: Optional[str] = None) -> dict:
+    """Loads model_dir as TF Serving does and runs each signature on `examples`;
+    with `over_server`, asks a `happysad serve` on a free loopback port the
+    same, over gRPC and REST (its log goes to log_dir/serve.log).
 
     Replays the model's warm-up requests first, as TF Serving does at load.
     Returns {"blessed": bool, "problems": [sentence], "checks": [sentence],
-    "latency_ms": {signature: batch-1 ms, after one warm-up call}}. Never raises for a bad model: a
-    model that cannot load is a problem, not a crash."""
+    "latency_ms": {signature: batch-1 ms in process, after one warm-up call},
+    "server_latency_ms": {API call: median batch-1 ms over the server}}. Never
+    raises for a bad model: a model that cannot load is a problem, not a crash."""
+    with tempfile.TemporaryDirectory(prefix="serving-check-") as tmp:
+        starting = None
+        if over_server:  # the server starts (~4 s: it imports TensorFlow) while the in-process check runs
+            base = os.path.join(tmp, SERVED_NAME)
+            os.makedirs(base)
+            os.symlink(os.path.abspath(model_dir), os.path.join(base, "1"))
+            log = os.path.join(log_dir or tmp, SERVER_LOG_FILE)
+            pool = ThreadPoolExecutor(1)
+            starting = pool.submit(loopback.start, log, ["--model-base-path", base, "--model-name", SERVED_NAME])
+            pool.shutdown(wait=False)  # the thread ends when the server listens
+        try:
+            problems, checks, latency = _check_in_process(model_dir, examples, class_names, latency_budget_ms)
+        except BaseException:
+            if starting is not None:
+                _stop(starting)
+            raise
+        server_latency = {}
+        if starting is not None:
+            server_problems, server_checks, server_latency = _check_over_server(
+                starting, model_dir, examples, class_names, latency_budget_ms)
+            problems += server_problems
+            checks += server_checks
+    return {"blessed": not problems, "problems": problems, "checks": checks, "latency_ms": latency,
+            "server_latency_ms": server_latency}
+
+
+def _check_in_process(model_dir: str, examples: list, class_names: list, latency_budget_ms: float) -> tuple:
+    """(problems, checks, latency_ms) of the session-based loader in this process."""
     import numpy as np
     import tensorflow as tf
 
@@ -39,9 +80,8 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
     try:
         bundle = SavedModelBundle(model_dir)
     except Exception as e:  # any loader failure is the verdict
-        return {"blessed": False, "checks": checks, "latency_ms": latency,
-                "problems": [f"the SavedModel does not load through TF Serving's session-based loader: "
-                             f"{type(e).__name__}: {error_summary(e)[:500]}"]}
+        return [f"the SavedModel does not load through TF Serving's session-based loader: "
+                f"{type(e).__name__}: {error_summary(e)[:500]}"], checks, latency
     try:
         try:
             warmup = bundle.warm_up()
@@ -106,7 +146,172 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
             {features.EVAL_PREDICTION_KEY: (np.float32, [n, 1 if k == 2 else k])})
     finally:
         bundle.close()
-    return {"blessed": not problems, "problems": problems, "checks": checks, "latency_ms": latency}
+    return problems, checks, latency
+
+
+def _check_over_server(starting, model_dir: str, examples: list, class_names: list,
+                       latency_budget_ms: float) -> tuple:
+    """(problems, checks, latency_ms) of the candidate served by the `happysad
+    serve` that `starting` (a Future of loopback.start) brings up: its version
+    status, its warm-up requests replayed over gRPC, then gRPC Predict and
+    Classify and REST :predict and :classify on the examples."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    where = "over happysad serve"
+    try:
+        server = starting.result()
+    except loopback.ServerDidNotStart as e:
+        return [f"{where}: {e}"], [], {}
+    problems, checks, latency = [], [], {}
+    channel = grpc.insecure_channel(server.grpc)
+    try:
+        status = _rest(server, "")["model_version_status"]
+        states = {row["version"]: row for row in status}
+        if states.get("1", {}).get("state") != "AVAILABLE":
+            row = states.get("1", {})
+            return [f"{where}: the candidate is not AVAILABLE ({row.get('state', 'not found')}): "
+                    f"{row.get('status', {}).get('error_message', '')[:500]}"], checks, latency
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        warmed = 0
+        for log in _warmup_logs(model_dir):
+            kind = log.WhichOneof("log_type")
+            request = getattr(log, kind).request
+            request.model_spec.name = SERVED_NAME
+            try:
+                (stub.Predict if kind == "predict_log" else stub.Classify)(request, timeout=RPC_TIMEOUT_S)
+                warmed += 1
+            except grpc.RpcError as e:
+                problems.append(f"{where}: warm-up {kind} fails over gRPC: {e.code().name}: {e.details()[:500]}")
+        checks.append(f"{where}: version 1 AVAILABLE; {warmed} warm-up requests replayed over gRPC")
+        parsed = [tf.train.Example.FromString(e) for e in examples]
+        images = [p.features.feature[features.IMAGE_KEY].bytes_list.value[0] for p in parsed]
+        n, k = len(images), len(class_names)
+        for name, call in (("gRPC Predict", lambda batch: _grpc_predict(stub, batch)),
+                           ("gRPC Classify", lambda batch: _grpc_classify(stub, batch)),
+                           ("REST predict", lambda batch: _rest_predict(server, batch)),
+                           ("REST classify", lambda batch: _rest_classify(server, batch))):
+            try:
+                names, scores = call(images)
+                times = []
+                for _ in range(LATENCY_CALLS):
+                    started = time.perf_counter()
+                    call(images[:1])
+                    times.append((time.perf_counter() - started) * 1000)
+            except (grpc.RpcError, OSError, ValueError, KeyError) as e:
+                detail = (f"{e.code().name}: {e.details()}" if isinstance(e, grpc.RpcError)
+                          else f"{type(e).__name__}: {e}")
+                problems.append(f"{where}: {name} fails: {detail[:500]}")
+                continue
+            latency[name] = round(sorted(times)[len(times) // 2], 2)
+            if len(names) != n or any(len(row) != k for row in scores):
+                problems.append(f"{where}: {name} answered {len(names)} rows of {sorted({len(r) for r in scores})} "
+                                f"scores for {n} examples and {k} classes")
+            unknown = sorted({c for row in names for c in row} - set(class_names))
+            if unknown:
+                problems.append(f"{where}: {name} names classes outside {list(class_names)}: {unknown}")
+            if "Classify" in name or "classify" in name:
+                wrong = [row for row in names if list(row) != list(class_names)]
+                if wrong:
+                    problems.append(f"{where}: {name} names classes {wrong[0]}, expected {list(class_names)}")
+            if latency[name] > latency_budget_ms:
+                problems.append(f"{where}: {name} took {latency[name]} ms for one example (median of "
+                                f"{LATENCY_CALLS}), over the {latency_budget_ms} ms budget")
+            checks.append(f"{where}: {name} answered {n} examples")
+    except (OSError, ValueError, KeyError) as e:  # the status call itself failed
+        problems.append(f"{where}: {type(e).__name__}: {e}")
+    finally:
+        channel.close()
+        code = server.stop()
+        if code != 0:
+            problems.append(f"{where}: the server exited with code {code} on SIGTERM; see {server.log}")
+    return problems, checks, latency
+
+
+def _stop(starting) -> None:
+    try:
+        starting.result().stop()
+    except loopback.ServerDidNotStart:
+        pass
+
+
+def _warmup_logs(model_dir: str) -> list:
+    """The candidate's warm-up PredictionLogs (none without the file)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(model_dir, WARMUP_FILE)
+    if not os.path.exists(path):
+        return []
+    return [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+
+
+# Each client call returns (class names per example, scores per example), as a
+# TF Serving client reads them; a wrong dtype raises ValueError.
+
+def _grpc_predict(stub, images: list) -> tuple:
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = SERVED_NAME
+    request.model_spec.signature_name = features.SERVING_SIGNATURE
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(images, dtype=tf.string))
+    outputs = stub.Predict(request, timeout=RPC_TIMEOUT_S).outputs
+    for name, dtype in ((features.PROBABILITIES_OUTPUT, tf.float32), (features.CLASS_INDEX_OUTPUT, tf.int32),
+                        (features.CLASS_NAME_OUTPUT, tf.string)):
+        if name not in outputs:
+            raise ValueError(f"no output {name!r} (has {sorted(outputs)})")
+        if outputs[name].dtype != dtype.as_datatype_enum:
+            got = tf.dtypes.as_dtype(outputs[name].dtype).name
+            raise ValueError(f"output {name!r} is {got}, expected {dtype.name}")
+    names = [[c.decode()] for c in tf.make_ndarray(outputs[features.CLASS_NAME_OUTPUT]).tolist()]
+    return names, tf.make_ndarray(outputs[features.PROBABILITIES_OUTPUT]).tolist()
+
+
+def _grpc_classify(stub, images: list) -> tuple:
+    from tensorflow_serving.apis import classification_pb2
+
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = SERVED_NAME
+    request.model_spec.signature_name = features.CLASSIFY_SIGNATURE
+    for image in images:
+        request.input.example_list.examples.add().features.feature[features.IMAGE_KEY].bytes_list.value.append(image)
+    rows = stub.Classify(request, timeout=RPC_TIMEOUT_S).result.classifications
+    return [[c.label for c in row.classes] for row in rows], [[c.score for c in row.classes] for row in rows]
+
+
+def _rest(server, suffix: str, body: Optional[dict] = None) -> dict:
+    """GET (or POST `body` to) the candidate's REST URL + suffix; an HTTP error raises OSError with its body."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{server.rest}/v1/models/{SERVED_NAME}{suffix}", data=data,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=RPC_TIMEOUT_S) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as e:
+        raise OSError(f"HTTP {e.code}: {e.read().decode(errors='replace')[:500]}") from None
+
+
+def _b64(image: bytes) -> dict:
+    return {"b64": base64.b64encode(image).decode()}
+
+
+def _rest_predict(server, images: list) -> tuple:
+    predictions = _rest(server, ":predict", {"signature_name": features.SERVING_SIGNATURE,
+                                             "instances": [_b64(i) for i in images]})["predictions"]
+    return ([[p[features.CLASS_NAME_OUTPUT]] for p in predictions],
+            [p[features.PROBABILITIES_OUTPUT] for p in predictions])
+
+
+def _rest_classify(server, images: list) -> tuple:
+    results = _rest(server, ":classify", {"signature_name": features.CLASSIFY_SIGNATURE,
+                                          "examples": [{features.IMAGE_KEY: _b64(i)} for i in images]})["results"]
+    return [[label for label, _ in row] for row in results], [[score for _, score in row] for row in results]
 
 
 def _image_only(example) -> bytes:
@@ -132,9 +337,9 @@ def ServingCheck(
 ) -> None:
     """class_names: a JSON list, in label order."""
     names = json.loads(class_names)
-    result = check_model(serving_model_dir(model.uri), list(split_records(examples.uri, "eval", SAMPLE_SIZE)),
-                         names, latency_budget_ms)
     os.makedirs(blessing.uri, exist_ok=True)
+    result = check_model(serving_model_dir(model.uri), list(split_records(examples.uri, "eval", SAMPLE_SIZE)),
+                         names, latency_budget_ms, log_dir=blessing.uri)
     with open(os.path.join(blessing.uri, features.SERVING_CHECK_FILE), "w") as f:
         json.dump(result, f, indent=2)
     # The Pusher reads `blessed`, as it does from InfraValidator's blessing.

@@ -318,6 +318,20 @@ def model_card_path(summary: RunSummary) -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
+def format_serving_check(summary: RunSummary) -> list:
+    """The ServingCheck's verdict, latencies and, when it failed, every reason ([] if it did not run)."""
+    check = summary.serving_check
+    if check is None:
+        return []
+    what = "serving check (TF Serving's session loader, then happysad serve on loopback)"
+    if not check["blessed"]:
+        return [f"{what}: FAILED - it could not be served:"] + [f"  {problem}" for problem in check["problems"]]
+    latency = ", ".join(f"{k} {v} ms" for k, v in sorted(check["latency_ms"].items()))
+    server = ", ".join(f"{k} {v} ms" for k, v in sorted(check.get("server_latency_ms", {}).items()))
+    over_server = f"; over the server (median) {server}" if server else ""
+    return [f"{what}: passed; batch-1 in process {latency}{over_server}"]
+
+
 def format_summary(summary: RunSummary) -> str:
     """The human-readable end of `happysad run`."""
     lines = [f"run {summary.run_id}", "  component                       state      seconds"]
@@ -352,17 +366,12 @@ def format_summary(summary: RunSummary) -> str:
     if summary.blessed is not None:
         lines.append("blessed: yes" if summary.blessed else "blessed: NO - the model failed the gate:")
         lines.extend(f"  {reason}" for reason in summary.failed_thresholds)
-    if summary.serving_check is not None:
-        check = summary.serving_check
-        latency = ", ".join(f"{k} {v} ms" for k, v in sorted(check["latency_ms"].items()))
-        lines.append(f"serving check (TF Serving's session loader): passed; batch-1 {latency}" if check["blessed"]
-                     else "serving check (TF Serving's session loader): FAILED - TF Serving could not serve it:")
-        lines.extend(f"  {problem}" for problem in check["problems"])
+    lines.extend(format_serving_check(summary))
     if summary.pushed_dir:
         lines.append(f"pushed: {summary.pushed_dir} (version {summary.pushed_version})")
         card = model_card_path(summary)
         if card:
             lines.append(f"model card: {card}")
-    elif summary.blessed is not None:
+    elif summary.blessed is not None or summary.serving_check is not None:
         lines.append("pushed: nothing (only a model that is blessed and passes the serving check is pushed)")
     return "\n".join(lines)

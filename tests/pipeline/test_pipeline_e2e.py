@@ -174,8 +174,12 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     (infra_blessing,) = ws.io(serving_check, metadata_store_pb2.Event.OUTPUT, "blessing")
     assert infra_blessing.custom_properties["blessed"].int_value == 1
     verdict = json.loads((Path(infra_blessing.uri) / "serving_check.json").read_text())
-    assert verdict["problems"] == [] and len(verdict["checks"]) == 4
-    assert "warm-up: 4 requests replayed" in verdict["checks"]
+    assert verdict["problems"] == [] and len(verdict["checks"]) == 9
+    assert "warm-up: 8 requests replayed" in verdict["checks"]
+    # and over a real `happysad serve` on loopback, its log kept beside the verdict
+    assert "over happysad serve: version 1 AVAILABLE; 8 warm-up requests replayed over gRPC" in verdict["checks"]
+    assert set(verdict["server_latency_ms"]) == {"gRPC Predict", "gRPC Classify", "REST predict", "REST classify"}
+    assert "loaded candidate version 1" in (Path(infra_blessing.uri) / "serve.log").read_text()
 
     pusher = first("Pusher")
     assert {key: ws.io(pusher, metadata_store_pb2.Event.INPUT, key)[0].id
@@ -201,6 +205,8 @@ def test_run_ends_with_a_readable_summary(ws, first_run):
     assert "reached 0.999 at epoch" in out
     assert "binary_accuracy" in out and "auc" in out
     assert "blessed: yes" in out
+    assert "serving check (TF Serving's session loader, then happysad serve on loopback): passed" in out
+    assert "over the server (median) REST classify" in out
     assert f"pushed: {ws.serving / 'happysad'}/" in out
 
 
