@@ -42,12 +42,14 @@ class SavedModelBundle:
         """Loads the "serve" MetaGraph of the SavedModel at `path`; raises what
         the loader raises (e.g. OSError, tf.errors.OpError, DecodeError)."""
         import tensorflow as tf
+        from tensorflow.python.util import deprecation
 
         self.path = path
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         try:
-            meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [SERVE_TAG], path)
+            with deprecation.silence():  # TF2 calls the session loader deprecated; TF Serving is built on it
+                meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [SERVE_TAG], path)
         except BaseException:
             self.session.close()
             raise

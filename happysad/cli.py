@@ -232,6 +232,9 @@ def cmd_predict(args) -> int:
     _quiet_tensorflow()
     from happysad.serving import client
 
+    if args.tflite and args.server:
+        print("error: --tflite runs the TFLite model in this process; it cannot go with --server", file=sys.stderr)
+        return 2
     readable, failed = [], 0
     for path in args.images:
         try:
@@ -250,7 +253,7 @@ def cmd_predict(args) -> int:
             model_dir = "" if args.server else str(args.model_dir or client.latest_version_dir(
                 str(DEFAULT_MODEL_BASE)))
             rows = client.predict([d for _, d in readable], server=args.server, model=args.model,
-                                  model_dir=model_dir)
+                                  model_dir=model_dir, tflite=args.tflite)
         except (FileNotFoundError, RuntimeError, ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_FAILED
@@ -452,6 +455,9 @@ def add_predict_parser(sub) -> None:
     pred.add_argument("--model", default=configs.MODEL_NAME, help="model name on the server (default: %(default)s)")
     pred.add_argument("--model-dir", type=Path, default=None,
                       help="SavedModel for in-process use (default: the latest version in serving_model/happysad)")
+    pred.add_argument("--tflite", action="store_true",
+                      help="run the version's TFLite model instead, fed by the documented preprocessing "
+                           "(components/trainer/tflite_model.py), as a phone would")
     pred.set_defaults(func=cmd_predict)
 
 

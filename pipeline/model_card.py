@@ -41,6 +41,7 @@ class Card:
     source_rows: list  # run_summary.source_rows
     gate: dict  # threshold name -> value
     serving_check: Optional[dict]
+    tflite: list  # run_summary.format_tflite's lines: [] without a TFLite model
     lineage: list  # (what, MLMD id, uri)
     weak_sources: list  # (name, accuracy)
 
@@ -68,7 +69,9 @@ def build(summary: run_summary.RunSummary, ingest_report: Optional[dict], gate: 
     lineage = []
     for node, key, what in (("ImportExampleGen", "examples", "examples"), ("ImportSchemaGen", "schema", "schema"),
                             ("Trainer", "model", "model"), ("Evaluator", "evaluation", "evaluation"),
-                            ("Evaluator", "blessing", "blessing"), ("ServingCheck", "blessing", "serving check"),
+                            ("Evaluator", "blessing", "blessing"),
+                            ("TFLiteEvaluator", "evaluation", "TFLite evaluation"),
+                            ("ServingCheck", "blessing", "serving check"),
                             ("Pusher", "pushed_model", "pushed model")):
         ran = summary.component(node)
         for artifact in (ran.outputs.get(key, []) if ran else []):
@@ -83,7 +86,7 @@ def build(summary: run_summary.RunSummary, ingest_report: Optional[dict], gate: 
         gate={"accuracy at least": gate.min_accuracy, "AUC at least (two classes)": gate.min_auc,
               "accuracy drop against the last blessed model at most": gate.max_accuracy_drop,
               **{f"accuracy on held-out {name} at least": floor for name, floor in sorted(summary.held_out.items())}},
-        serving_check=summary.serving_check, lineage=lineage,
+        serving_check=summary.serving_check, tflite=run_summary.format_tflite(summary), lineage=lineage,
         weak_sources=[(name, acc) for name, _, acc, _, _ in rows if acc is not None and acc < WEAK_SOURCE])
 
 

@@ -6,9 +6,10 @@ inference, shown beside the curated schema, never gated on), and four checks:
   SkewValidator     eval vs. train class balance
   DriftValidator    vs. the previous run's statistics
   ImageValidator    decodes every image: format, size, colour mode, label
--> DataGate (fails the run on any anomaly) -> Trainer -> Evaluator (vs. the latest
-blessed model) and ServingCheck (loads and runs it as TF Serving does) -> Pusher
-(only a model both bless)
+-> DataGate (fails the run on any anomaly) -> Trainer (a SavedModel, and TFLite beside it)
+-> Evaluator (vs. the latest blessed model) and ServingCheck (loads and runs it as TF
+Serving does, in process and over `happysad serve`) -> Pusher (only a model both bless).
+Beside them, PixelExamples -> TFLiteEvaluator judges the TFLite model (reported).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tfx.components import DistributionValidator  # not exported by tfx.v1 in 1.
 from happysad.components import resolvers
 from happysad.components.data_gate import DataGate
 from happysad.components.image_validator import ImageValidator
+from happysad.components.pixel_examples import PixelExamples
 from happysad.components.serving_check import ServingCheck
 from happysad.components.trainer import features
 from happysad.pipeline import configs
@@ -35,13 +37,16 @@ def _overall(threshold: tfma.MetricThreshold) -> list:
     return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
 
-def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: Sequence[str] = ()) -> tfma.EvalConfig:
+def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: Sequence[str] = (),
+                 tflite: bool = False) -> tfma.EvalConfig:
     """Two classes: binary accuracy and AUC gate the model. Three or more:
     categorical accuracy does (AUC has no single multi-class value), and
     per-class recall is reported. Metrics are sliced by class and by source;
     the accuracy on each held-out source (art the model never trained on)
     must reach gate.min_unseen_accuracy: our own faces alone would bless a
-    model that reads real emoji at chance."""
+    model that reads real emoji at chance. tflite: the same metrics and
+    thresholds for the TFLite model beside the SavedModel (TFMA's tf_lite
+    model type, fed PixelExamples; no baseline, so no change threshold)."""
     no_regression = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                                                 absolute={"value": -gate.max_accuracy_drop})
 
@@ -74,9 +79,11 @@ def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: S
             tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Recall")],
                              binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))})),
         ]
+    model_spec = (tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=features.LABEL_KEY) if tflite else
+                  tfma.ModelSpec(signature_name=features.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
+                                 prediction_key=features.EVAL_PREDICTION_KEY))
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=features.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
-                                    prediction_key=features.EVAL_PREDICTION_KEY)],
+        model_specs=[model_spec],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY]),
                        tfma.SlicingSpec(feature_keys=[features.SOURCE_KEY])],
         metrics_specs=metrics_specs,
@@ -240,6 +247,17 @@ def create_pipeline(
         example_splits=["eval"],
         eval_config=_eval_config(gate, len(class_names), held_out_sources),
     )
+    # The TFLite model the Trainer wrote beside the SavedModel, judged by TFMA
+    # on the eval split as a phone would feed it (decoded by the documented
+    # preprocessing), against the same thresholds. Reported, not gating: the
+    # Trainer keeps the float model when int8 loses accuracy.
+    pixel_examples = PixelExamples(examples=example_gen.outputs["examples"])
+    tflite_evaluator = tfx.components.Evaluator(
+        examples=pixel_examples.outputs["pixel_examples"],
+        model=trainer.outputs["model"],
+        example_splits=["eval"],
+        eval_config=_eval_config(gate, len(class_names), held_out_sources, tflite=True),
+    ).with_id("TFLiteEvaluator")
     # InfraValidator's job without Docker: the session-based loader TF Serving uses.
     serving_check = ServingCheck(
         model=trainer.outputs["model"],
@@ -258,7 +276,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, inferred_schema, example_validator, skew_validator,
                     previous_statistics, drift_validator, image_validator, data_gate,
-                    trainer, model_resolver, evaluator, serving_check, pusher],
+                    trainer, model_resolver, evaluator, pixel_examples, tflite_evaluator, serving_check, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []),

@@ -20,7 +20,9 @@ import time
 # ERROR level so TF_CPP_MIN_LOG_LEVEL does not hide it: nothing a user can act on.
 NATIVE_NOISE = re.compile(r"Unable to register cu(FFT|DNN|BLAS) factory|cpu_feature_guard|"
                           r"rebuild TensorFlow with the appropriate compiler flags|TF-TRT Warning|"
-                          r"oneDNN custom operations|Could not find cuda drivers")
+                          r"oneDNN custom operations|Could not find cuda drivers|"
+                          # TFLite's interpreter: a notice, and a warning about the resizable batch dimension
+                          r"Created TensorFlow Lite XNNPACK delegate|delegate that only supports static-sized tensors")
 _EVENT = re.compile(r"^(?:node|Component) (\S+) is (running|finished)\.$")
 
 

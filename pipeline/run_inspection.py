@@ -219,7 +219,7 @@ def format_inspection(inspection: Inspection) -> str:
         lines.extend("  " + line for line in run_summary.format_sources(s))
     lines.append("  blessed: " + {None: "not evaluated", True: "yes", False: "NO"}[s.blessed])
     lines.extend(f"    {reason}" for reason in s.failed_thresholds)
-    lines.extend("  " + line for line in run_summary.format_serving_check(s))
+    lines.extend("  " + line for line in run_summary.format_tflite(s) + run_summary.format_serving_check(s))
     lines.append(f"  pushed: {s.pushed_dir} (version {s.pushed_version})" if s.pushed_dir else "  pushed: nothing")
     lines.append("lineage (artefact <- the execution that made it, then its inputs):")
     lines.extend(format_lineage(inspection.lineage))

@@ -23,6 +23,8 @@ CLASS_METRICS = (*ACCURACY_METRICS, "example_count")
 def accuracy(metrics: dict) -> Optional[float]:
     """The accuracy TFMA reported, whichever head the model has."""
     return next((metrics[k] for k in ACCURACY_METRICS if k in metrics), None)
+
+
 CACHE_DIR = "summary_cache"  # beside metadata.sqlite: what was read from immutable artefacts
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
@@ -54,6 +56,9 @@ class RunSummary:
     label_drift: dict = dataclasses.field(default_factory=dict)  # split -> L-inf distance to the previous run
     source_metrics: dict = dataclasses.field(default_factory=dict)  # source -> metrics
     held_out: dict = dataclasses.field(default_factory=dict)  # held-out source -> the accuracy it must reach
+    # The TFLite model: the Trainer's comparison of its variants (tflite.json),
+    # plus "metrics", "source_metrics", "blessed" and "failed_thresholds" from the TFLiteEvaluator.
+    tflite: Optional[dict] = None
     log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
@@ -83,6 +88,7 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
     _add_label_drift(summary, store)
     _add_training(summary)
     _add_evaluation(summary, os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR))
+    _add_tflite(summary, os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR))
     _add_serving_check(summary)
     _add_push(summary)
     return summary
@@ -173,6 +179,46 @@ def _add_evaluation(summary: RunSummary, cache_dir: str) -> None:
     summary.metrics, summary.class_metrics = result["metrics"], result["class_metrics"]
     summary.source_metrics, summary.held_out = result["source_metrics"], result["held_out"]
     summary.failed_thresholds.extend(result["failed_thresholds"])
+
+
+def _add_tflite(summary: RunSummary, cache_dir: str) -> None:
+    report = (summary.training or {}).get("tflite")
+    evaluator = summary.component("TFLiteEvaluator")
+    if not report or not evaluator:
+        return
+    summary.tflite = dict(report)
+    blessing, evaluation = evaluator.outputs.get("blessing"), evaluator.outputs.get("evaluation")
+    if blessing:
+        summary.tflite["blessed"] = blessing[0].custom_properties["blessed"].int_value == 1
+    if evaluation:
+        class_names = report.get("class_names", [])
+        result = _cached(cache_dir, ["evaluation", evaluation[0].uri, *class_names],
+                         lambda: _read_evaluation(evaluation[0].uri, class_names))
+        for key in ("metrics", "source_metrics", "failed_thresholds"):
+            summary.tflite[key] = result[key]
+
+
+def format_tflite(summary: RunSummary) -> list:
+    """The TFLite model's line: chosen variant and size, TFMA's accuracy beside the SavedModel's, latency."""
+    t = summary.tflite
+    if not t:
+        return []
+    chosen, other = t["chosen"], "float32" if t["chosen"] == "int8" else "int8"
+    variants = t["variants"]
+    tflite_accuracy, saved_accuracy = accuracy(t.get("metrics", {})), accuracy(summary.metrics)
+    shown = (f"TFMA on the eval split: accuracy {tflite_accuracy:.4f}" if tflite_accuracy is not None
+             else "not evaluated by TFMA")
+    if tflite_accuracy is not None and saved_accuracy is not None:
+        shown += f" (SavedModel {saved_accuracy:.4f})"
+    for source in summary.held_out:
+        value = accuracy(t.get("source_metrics", {}).get(source, {}))
+        if value is not None:
+            shown += f", {source} {value:.3f}"
+    verdict = {True: "passes the gate's thresholds", False: "FAILS the gate's thresholds:", None: ""}[t.get("blessed")]
+    lines = [f"TFLite ({chosen}, {variants[chosen]['bytes'] / 1e6:.1f} MB; {other} {variants[other]['bytes'] / 1e6:.1f}"
+             f" MB): {shown}; batch-1 on one core {variants[chosen]['latency_ms_one_core']} ms; {verdict}".rstrip("; ")]
+    lines.extend(f"  {reason}" for reason in t.get("failed_thresholds", []) if t.get("blessed") is False)
+    return lines
 
 
 def _cached(cache_dir: str, key: list, read) -> dict:
@@ -366,6 +412,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.blessed is not None:
         lines.append("blessed: yes" if summary.blessed else "blessed: NO - the model failed the gate:")
         lines.extend(f"  {reason}" for reason in summary.failed_thresholds)
+    lines.extend(format_tflite(summary))
     lines.extend(format_serving_check(summary))
     if summary.pushed_dir:
         lines.append(f"pushed: {summary.pushed_dir} (version {summary.pushed_version})")

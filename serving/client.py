@@ -1,8 +1,9 @@
 """`happysad predict`: classify images in-process, or through TF Serving's REST or gRPC API.
 
-The same three paths a user has in production: load the SavedModel, call
-TF Serving's REST :predict with {"b64": ...}, or its gRPC Predict with the
-official stubs. Each returns [(class name, probability of that class)].
+The paths a user has in production: load the SavedModel, call TF Serving's
+REST :predict with {"b64": ...}, or its gRPC Predict with the official
+stubs; or, as on a phone, the TFLite model beside the SavedModel. Each
+returns [(class name, probability of that class)].
 """
 from __future__ import annotations
 
@@ -60,6 +61,32 @@ def _in_process(model_dir: str):
     return call
 
 
+def _tflite(model_dir: str):
+    """A predict function over the TFLite model in a version folder (`tflite`, `tflite.json`),
+    fed by the documented preprocessing, as a phone would run it."""
+    import numpy as np
+
+    from happysad.components.trainer import tflite_model
+
+    path = os.path.join(model_dir, tflite_model.TFLITE_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no TFLite model in {model_dir} ({tflite_model.TFLITE_FILE}): models pushed "
+                                "before TFLite export have none; run `make run` again")
+    with open(os.path.join(model_dir, tflite_model.TFLITE_REPORT_FILE)) as f:
+        class_names = json.load(f)["class_names"]
+    model = tflite_model.TFLiteModel(path)
+
+    def call(images):
+        try:
+            pixels = np.stack([tflite_model.preprocess(image) for image in images])
+        except ValueError as e:
+            raise RequestRejected(str(e)) from e
+        probabilities = model.probabilities(pixels)
+        return _rows([class_names[i] for i in np.argmax(probabilities, axis=1)], probabilities.tolist())
+
+    return call
+
+
 def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
     """Loads the SavedModel as TF Serving does (a session) and runs serving_default."""
     return _in_process(model_dir)(images)
@@ -101,12 +128,16 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
                  tf.make_ndarray(response.outputs[features.PROBABILITIES_OUTPUT]).tolist())
 
 
-def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "") -> list:
-    """Dispatches on `server`: "" (in-process from model_dir), http://..., grpc://HOST:PORT.
+def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "",
+            tflite: bool = False) -> list:
+    """Dispatches on `server`: "" (in-process from model_dir: its SavedModel, or
+    with `tflite` its TFLite model), http://..., grpc://HOST:PORT.
 
     Returns one row per image: (class name, probability), or (None, why) for an
     image the model refused; the other images are still classified."""
-    if not server:
+    if tflite:
+        call = _tflite(model_dir)
+    elif not server:
         call = _in_process(model_dir)
     else:
         scheme = urllib.parse.urlparse(server).scheme

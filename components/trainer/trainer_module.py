@@ -1,4 +1,4 @@
-"""TFX Trainer entry point: run_fn trains the reference CNN and exports it.
+"""TFX Trainer entry point: run_fn trains the reference CNN and exports it (SavedModel, and TFLite beside it).
 
 custom_config (set by pipeline/pipeline.py): a TrainingConfig's fields, the
 sorted class_names and the code_version.
@@ -8,9 +8,11 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures, training_report
+from happysad.components.trainer import (emoji_cnn, features, image_decoding, serving_signatures, tflite_model,
+                                         training_report)
 from happysad.components.trainer.training_config import TrainingConfig
 
 
@@ -76,6 +78,19 @@ def _warmup_images(file_patterns) -> list:
     return [tf.io.parse_single_example(r, features.feature_spec())[features.IMAGE_KEY].numpy() for r in records]
 
 
+def _eval_sample(evaluation) -> tuple:
+    """(pixels, labels) of the first tflite_model.MAX_EVAL_EXAMPLES eval examples, as numpy."""
+    pixels, labels, count = [], [], 0
+    for batch_pixels, batch_labels in evaluation:
+        pixels.append(batch_pixels.numpy())
+        labels.append(batch_labels.numpy().reshape(-1))
+        count += len(pixels[-1])
+        if count >= tflite_model.MAX_EVAL_EXAMPLES:
+            break
+    limit = tflite_model.MAX_EVAL_EXAMPLES
+    return np.concatenate(pixels)[:limit], np.concatenate(labels)[:limit]
+
+
 def run_fn(fn_args):
     """Trains on fn_args.train_files, validates on eval_files, exports to
     fn_args.serving_model_dir and leaves a report in fn_args.model_run_dir."""
@@ -108,6 +123,9 @@ def run_fn(fn_args):
     summary = training_report.summarise(history.history, timer.seconds, training.threshold,
                                         stop.stopped_epoch, training.epochs)
     summary["export_seconds"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    summary["tflite"] = tflite_model.export(model, class_names, fn_args.serving_model_dir, *_eval_sample(evaluation))
+    summary["tflite_seconds"] = round(time.perf_counter() - started, 2)
     summary["seed"] = seed
     summary["augment"] = training.augment
     summary["class_names"] = class_names

@@ -5,8 +5,8 @@ import subprocess
 from helpers import HAPPYSAD, REPO
 
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "SkewValidator", "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "ServingCheck",
-              "Pusher"]
+              "SkewValidator", "DriftValidator", "ImageValidator", "DataGate", "Trainer", "Evaluator", "PixelExamples",
+              "TFLiteEvaluator", "ServingCheck", "Pusher"]
 
 
 def test_compiles_every_component_and_the_trainer_module(tmp_path):

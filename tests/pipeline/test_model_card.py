@@ -63,3 +63,19 @@ def test_the_html_card_escapes_what_it_shows(tmp_path):
     model_card.write(summary, _report(tmp_path))
     html = (version / "model_card.html").read_text()
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_card_reports_the_tflite_model_beside_the_savedmodel(tmp_path):
+    version = tmp_path / "happysad" / "17960"
+    version.mkdir(parents=True)
+    summary = _summary(version)
+    variant = {"bytes": 2_399_664, "latency_ms_one_core": 2.31}
+    summary.tflite = {"chosen": "int8", "variants": {"int8": variant, "float32": {**variant, "bytes": 9_570_136}},
+                      "metrics": {"binary_accuracy": 0.9868}, "source_metrics": {"noto": {"binary_accuracy": 0.9643}},
+                      "blessed": True, "failed_thresholds": []}
+    model_card.write(summary, _report(tmp_path), configs.GateConfig())
+    md = (version / "model_card.md").read_text()
+    assert "## TFLite (for phones)" in md
+    assert ("TFLite (int8, 2.4 MB; float32 9.6 MB): TFMA on the eval split: accuracy 0.9868 (SavedModel 0.9868), "
+            "noto 0.964; batch-1 on one core 2.31 ms; passes the gate's thresholds") in md
+    assert '<h2 id="tflite">' in (version / "model_card.html").read_text()

@@ -27,7 +27,8 @@ from helpers import HAPPYSAD, REPO, example
 
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
               "SkewValidator", "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate",
-              "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"]
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "PixelExamples", "TFLiteEvaluator",
+              "ServingCheck", "Pusher"]
 RESOLVERS = ("previous_statistics_resolver", "latest_blessed_model_resolver")
 State = metadata_store_pb2.Execution.State
 # The pushed default model on the held-out vendor's 28 faces: measured 0.964 (27 of 28)
@@ -181,6 +182,15 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     assert set(verdict["server_latency_ms"]) == {"gRPC Predict", "gRPC Classify", "REST predict", "REST classify"}
     assert "loaded candidate version 1" in (Path(infra_blessing.uri) / "serve.log").read_text()
 
+    # TFMA judges the TFLite model the Trainer wrote, on PixelExamples' decoded eval split.
+    pixel_examples, tflite_evaluator = first("PixelExamples"), first("TFLiteEvaluator")
+    (pixels,) = ws.io(pixel_examples, metadata_store_pb2.Event.OUTPUT, "pixel_examples")
+    assert ws.io(tflite_evaluator, metadata_store_pb2.Event.INPUT, "examples")[0].id == pixels.id
+    assert ws.io(tflite_evaluator, metadata_store_pb2.Event.INPUT, "model")[0].id == model.id
+    assert (Path(model.uri) / "Format-Serving" / "tflite").exists()
+    (tflite_blessing,) = ws.io(tflite_evaluator, metadata_store_pb2.Event.OUTPUT, "blessing")
+    assert tflite_blessing.custom_properties["blessed"].int_value == 1
+
     pusher = first("Pusher")
     assert {key: ws.io(pusher, metadata_store_pb2.Event.INPUT, key)[0].id
             for key in ("model", "model_blessing", "infra_blessing")} == {
@@ -205,6 +215,7 @@ def test_run_ends_with_a_readable_summary(ws, first_run):
     assert "reached 0.999 at epoch" in out
     assert "binary_accuracy" in out and "auc" in out
     assert "blessed: yes" in out
+    assert re.search(r"^TFLite \((int8|float32), [0-9.]+ MB; .*TFMA on the eval split: accuracy", out, re.M)
     assert "serving check (TF Serving's session loader, then happysad serve on loopback): passed" in out
     assert "over the server (median) REST classify" in out
     assert f"pushed: {ws.serving / 'happysad'}/" in out
@@ -368,6 +379,36 @@ def test_the_pushed_model_reads_real_emoji_of_a_vendor_it_never_trained_on(ws, f
     by_source = first_run.stdout.split("by source (eval split):")[1].splitlines()
     row = next(line for line in by_source if line.strip().startswith(f"{held_out} "))
     assert row.split()[1:3] == ["28", f"{accuracy:.3f}"] and "held out" in row, row
+
+
+def test_the_pushed_tflite_model_reads_the_held_out_vendor_as_the_savedmodel_does(ws, first_run):
+    """The TFLite model beside the SavedModel, fed by the documented preprocessing
+    (`happysad predict --tflite`, as a phone would run it), against the SavedModel
+    on the same held-out faces; TFMA's TFLite evaluation reports the same figure."""
+    from happysad.data import real_emoji_pack
+
+    version = ws.serving / "happysad" / first_run.version
+    report = json.loads((version / "tflite.json").read_text())
+    assert (version / "tflite").stat().st_size == report["variants"][report["chosen"]]["bytes"]
+    (held_out,) = configs.HELD_OUT_SOURCES
+    files = [f for cls in emoji_faces.CLASS_NAMES
+             for f in sorted((real_emoji_pack.PACK_DIR / held_out / cls).glob("*.png"))]
+
+    def predict(*extra) -> list:
+        result = subprocess.run([HAPPYSAD, "predict", "--model-dir", str(version), *extra, *map(str, files)],
+                                cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        return [line.split("\t") for line in result.stdout.splitlines()]
+
+    phone, served = predict("--tflite"), predict()
+    assert [row[1] for row in phone] == [row[1] for row in served]  # the same class for every face
+    assert max(abs(float(a[2]) - float(b[2])) for a, b in zip(phone, served)) < 0.02
+    accuracy = sum(row[1] == f.parent.name for row, f in zip(phone, files)) / len(files)
+    print(f"\nTFLite ({report['chosen']}, {report['variants'][report['chosen']]['bytes'] / 1e6:.1f} MB) on held-out "
+          f"{held_out}: {accuracy:.3f}")
+    assert accuracy >= HELD_OUT_FLOOR
+    line = next(line for line in first_run.stdout.splitlines() if line.startswith("TFLite ("))
+    assert f"{held_out} {accuracy:.3f}" in line and "passes the gate's thresholds" in line, line
 
 
 def test_later_runs_a_cached_rerun_then_changed_data_then_drifted_data(ws, first_run):

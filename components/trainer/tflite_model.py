@@ -1,0 +1,172 @@
+"""The model as TensorFlow Lite, for phones: conversion, the preprocessing it needs, and running it.
+
+TFLite has no image decoder, so the .tflite model reads pixels, float32
+[N, 150, 150, 3] with values 0..255: the SavedModel's input after its
+in-graph decode. `preprocess()` is that decode for a client, written with
+Pillow and numpy so it ports to a phone. It answers what the Keras model
+answers: P(class index 1), [N, 1], for two classes; the softmax, [N, classes],
+otherwise (the SavedModel's `evaluation` signature gives the same).
+
+Two variants are converted: float32, and dynamic-range int8 (weights stored
+as int8, a quarter of the size, computed in float). The int8 one is kept when
+its accuracy on the eval split is within MAX_INT8_ACCURACY_DROP of the float
+one's, else the float one. It is written as `tflite` inside the SavedModel's
+folder: the name TFX's TFLite rewriter and TFMA's model_type tf_lite use. TF
+Serving ignores it, and the Pusher ships it beside the SavedModel.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from typing import Sequence
+
+import numpy as np
+
+from happysad.components.trainer import features
+
+TFLITE_FILE = "tflite"  # in the SavedModel's folder, as TFX's rewriter names it
+TFLITE_REPORT_FILE = "tflite.json"  # beside it: both variants' size, accuracy and latency, and the choice
+INPUT_NAME = "pixels"  # TFMA feeds the feature of this name (its "serving_default_" prefix removed)
+MAX_INT8_ACCURACY_DROP = 0.01
+MAX_EVAL_EXAMPLES = 1000  # examples the variants are compared on
+LATENCY_CALLS = 20
+IMAGE_SIZE = features.IMAGE_SIZE
+BACKGROUND = float(features.BACKGROUND[0])
+
+
+def preprocess(encoded: bytes) -> np.ndarray:
+    """Encoded PNG/JPEG/GIF/BMP bytes -> float32 [150, 150, 3], values 0..255:
+    the TFLite model's input for one image.
+
+    The steps of the SavedModel's in-graph decode (image_decoding.decode_image):
+    the first frame; gray expanded to RGB; transparency composited onto white
+    (rgb * a + 255 * (1 - a), a = alpha / 255); then, unless the image is
+    already 150x150, a bilinear resize that averages over the source pixels
+    when shrinking (TF's antialias=True; Pillow's BILINEAR). No scaling to
+    0..1: the model rescales inside. Raises ValueError for bytes that are not
+    an image, or over features.MAX_IMAGE_PIXELS pixels."""
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(encoded))
+    except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ...
+        raise ValueError(f"not a PNG, JPEG, GIF or BMP image ({type(e).__name__})") from None
+    with image:
+        if image.width * image.height > features.MAX_IMAGE_PIXELS:
+            raise ValueError(f"image has {image.width} x {image.height} pixels, over the limit of "
+                             f"{features.MAX_IMAGE_PIXELS}: send a smaller image")
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3:4] / np.float32(255.0)
+    pixels = rgba[..., :3] * alpha + np.float32(BACKGROUND) * (np.float32(1.0) - alpha)
+    if pixels.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+        pixels = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c]), mode="F").resize(
+            (IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)) for c in range(3)], axis=-1)
+    return np.clip(pixels, 0.0, 255.0).astype(np.float32)
+
+
+class TFLiteModel:
+    """One .tflite model in TFLite's interpreter; `threads` CPU threads."""
+
+    def __init__(self, model: bytes | str, threads: int = 1):
+        import tensorflow as tf
+
+        content = model if isinstance(model, bytes) else open(model, "rb").read()
+        self.size_bytes = len(content)
+        self.interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
+        (self._input,) = self.interpreter.get_input_details()
+        (self._output,) = self.interpreter.get_output_details()
+        self._batch = None
+
+    def outputs(self, pixels: np.ndarray) -> np.ndarray:
+        """float32 [N, 150, 150, 3] -> the model's output for each row."""
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if self._batch != len(pixels):
+            self.interpreter.resize_tensor_input(self._input["index"], pixels.shape)
+            self.interpreter.allocate_tensors()
+            self._batch = len(pixels)
+        self.interpreter.set_tensor(self._input["index"], pixels)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"]).copy()
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """[N, classes]: the binary head's P(class 1) becomes [1 - p, p]."""
+        return as_probabilities(self.outputs(pixels))
+
+
+def as_probabilities(output: np.ndarray) -> np.ndarray:
+    return np.concatenate([1.0 - output, output], axis=1) if output.shape[-1] == 1 else output
+
+
+def convert(model, quantize: bool) -> bytes:
+    """The Keras model as TFLite, float32 or with dynamic-range int8 weights.
+
+    It goes through a SavedModel that Keras' ExportArchive writes (one
+    signature, pixels -> output): converting a tf.function over a Keras 3
+    model directly crashes the converter ("missing attribute 'value'")."""
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+
+        def predict(pixels):
+            return {features.EVAL_PREDICTION_KEY: model(pixels, training=False)}
+
+        spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32, name=INPUT_NAME)
+        archive.add_endpoint("serving_default", predict, input_signature=[spec])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
+        return converter.convert()
+
+
+def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels.astype(np.int64)))
+
+
+def _latency_ms(model: TFLiteModel, pixel: np.ndarray) -> float:
+    """Median of LATENCY_CALLS batch-1 calls after one warm-up call."""
+    model.outputs(pixel)
+    times = []
+    for _ in range(LATENCY_CALLS):
+        started = time.perf_counter()
+        model.outputs(pixel)
+        times.append((time.perf_counter() - started) * 1000)
+    return round(float(np.median(times)), 2)
+
+
+def export(model, class_names: Sequence[str], export_dir: str, pixels: np.ndarray, labels: np.ndarray) -> dict:
+    """Converts `model` both ways, compares the variants with the Keras model
+    on (pixels, labels), writes the chosen one to export_dir/tflite and the
+    comparison (with the class names, which the .tflite file lacks) to
+    export_dir/tflite.json; returns the comparison."""
+    keras_probabilities = as_probabilities(np.asarray(model.predict(pixels, verbose=0)))
+    report = {"class_names": list(class_names), "input": f"{INPUT_NAME}: float32 [N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3], "
+              "0..255, from preprocess()", "examples": int(len(pixels)),
+              "keras_accuracy": _accuracy(keras_probabilities, labels),
+              "max_int8_accuracy_drop": MAX_INT8_ACCURACY_DROP, "variants": {}}
+    contents = {}
+    for name, quantize in (("float32", False), ("int8", True)):
+        contents[name] = convert(model, quantize)
+        tflite = TFLiteModel(contents[name], threads=1)
+        probabilities = np.concatenate([tflite.probabilities(pixels[i:i + 64]) for i in range(0, len(pixels), 64)])
+        report["variants"][name] = {
+            "bytes": len(contents[name]),
+            "accuracy": _accuracy(probabilities, labels),
+            "max_probability_difference": float(np.max(np.abs(probabilities - keras_probabilities))),
+            "agreement": float(np.mean(np.argmax(probabilities, 1) == np.argmax(keras_probabilities, 1))),
+            "latency_ms_one_core": _latency_ms(tflite, pixels[:1]),
+        }
+    variants = report["variants"]
+    accurate_enough = variants["int8"]["accuracy"] >= variants["float32"]["accuracy"] - MAX_INT8_ACCURACY_DROP
+    report["chosen"] = "int8" if accurate_enough else "float32"
+    with open(os.path.join(export_dir, TFLITE_FILE), "wb") as f:
+        f.write(contents[report["chosen"]])
+    with open(os.path.join(export_dir, TFLITE_REPORT_FILE), "w") as f:
+        json.dump(report, f, indent=2)
+    return report
