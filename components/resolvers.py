@@ -1,4 +1,5 @@
-"""Resolvers that look back at earlier runs while leaving out this run's own output.
+"""Resolvers that look back at earlier runs while leaving out this run's own output
+or a rejected run's.
 
 TFX's latest-artifact strategies return the newest artifact, which on an
 unchanged (cached) re-run is this run's own output: the Evaluator would compare
@@ -12,10 +13,13 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.components.common.resolver import ResolverStrategy
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
+
+from happysad.components.examples_artifact import span_of
 
 
 def latest_output_ids(store, node_context: str) -> set:
@@ -30,6 +34,32 @@ def latest_output_ids(store, node_context: str) -> set:
     latest = max(executions, key=lambda e: e.id)
     return {e.artifact_id for e in store.get_events_by_execution_ids([latest.id])
             if e.type == metadata_store_pb2.Event.OUTPUT}
+
+
+_PASSED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+
+
+def accepted_output_ids(store, producer_context: str, gate_context: str) -> set:
+    """Ids of the artifacts a node (`producer_context`) output in the runs
+    where the DataGate (`gate_context`) passed: data that was validated and
+    trained on, never a rejected run's."""
+    def run_ids(execution_id: int) -> set:
+        return {c.id for c in store.get_contexts_by_execution(execution_id) if c.type == "pipeline_run"}
+
+    def executions(node_context: str) -> list:
+        context = store.get_context_by_type_and_name("node", node_context)
+        return store.get_executions_by_context(context.id) if context else []
+
+    passed_runs = set()
+    for gate in executions(gate_context):
+        if gate.last_known_state in _PASSED:
+            passed_runs |= run_ids(gate.id)
+    accepted = set()
+    for execution in executions(producer_context):
+        if run_ids(execution.id) & passed_runs:
+            accepted |= {e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+                         if e.type == metadata_store_pb2.Event.OUTPUT}
+    return accepted
 
 
 def _without(input_dict: Dict[str, List], excluded: set) -> Dict[str, List]:
@@ -59,3 +89,44 @@ class PreviousArtifactStrategy(LatestArtifactStrategy):
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List]) -> Optional[Dict[str, List]]:
         return self._resolve(_without(input_dict, latest_output_ids(store, self._producer_context)))
+
+
+class PreviousAcceptedArtifactStrategy(LatestArtifactStrategy):
+    """The newest artifact other than what `producer_context` output last, from
+    a run whose DataGate (`gate_context`) passed: the drift check's baseline is
+    the last data that was accepted, so one rejected (drifted) run does not
+    become the yardstick for the next. Empty when there is none (a first run)."""
+
+    def __init__(self, producer_context: str, gate_context: str):
+        super().__init__()
+        self._producer_context, self._gate_context = producer_context, gate_context
+
+    def resolve_artifacts(self, store, input_dict: Dict[str, List]) -> Optional[Dict[str, List]]:
+        accepted = accepted_output_ids(store, self._producer_context, self._gate_context)
+        candidates = _without(input_dict, latest_output_ids(store, self._producer_context))
+        return self._resolve({key: [a for a in artifacts if a.id in accepted] for key, artifacts in candidates.items()})
+
+
+class AcceptedSpansStrategy(ResolverStrategy):
+    """The Trainer's rolling window: the latest `num_spans` spans of
+    ImportExampleGen's output (`producer_context`) whose data passed the
+    DataGate (`gate_context`), one Examples artifact per span (its newest
+    version), oldest span first. Runs after this run's DataGate, so this run's
+    span is in it; a rejected span never is."""
+
+    def __init__(self, producer_context: str, gate_context: str, num_spans: int):
+        self._producer_context, self._gate_context = producer_context, gate_context
+        self._num_spans = num_spans
+
+    def resolve_artifacts(self, store, input_dict: Dict[str, List]) -> Optional[Dict[str, List]]:
+        accepted = accepted_output_ids(store, self._producer_context, self._gate_context)
+        newest = {}  # span -> its newest accepted artifact
+        for key, artifacts in input_dict.items():
+            for artifact in artifacts:
+                if artifact.id not in accepted:
+                    continue
+                span = span_of(artifact.mlmd_artifact)
+                if span not in newest or artifact.id > newest[span].id:
+                    newest[span] = artifact
+        window = sorted(newest)[-self._num_spans:]
+        return {key: [newest[span] for span in window] for key in input_dict}

@@ -125,6 +125,36 @@ def held_out_sources(examples_dir: Path) -> list[str]:
     return list(report.get("held_out", [])) if report else []
 
 
+def spans_in(folder: Path) -> dict[int, Path]:
+    """{N: folder/span-N} when the folder's sub-folders are spans (span-1/,
+    span-2/, ...: data as it arrived, each a class-per-folder tree); {} when
+    none is. IngestError when span folders are mixed with others."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    spans = {}
+    for path in subfolders:
+        number = path.name[len(features.SPAN_PREFIX):]
+        if path.name.startswith(features.SPAN_PREFIX) and number.isdigit() and int(number) > 0:
+            spans[int(number)] = path
+    if spans and len(spans) != len(subfolders):
+        others = sorted(p.name for p in subfolders if p not in spans.values())
+        raise IngestError(f"{folder} mixes span folders ({', '.join(sorted(p.name for p in spans.values()))}) with "
+                          f"other folders ({', '.join(others)}): a span root holds only {features.SPAN_PREFIX}N/ "
+                          "folders (N = 1, 2, ...), each a class-per-folder tree")
+    return spans
+
+
+def ingested_spans(examples_dir: Path) -> dict[int, Path]:
+    """{N: examples_dir/span-N} for the span folders `happysad ingest --span N` wrote there."""
+    try:
+        spans = spans_in(examples_dir)
+    except IngestError:
+        return {}
+    return {n: path for n, path in spans.items() if is_ingested(path)}
+
+
 def is_ingested(examples_dir: Path) -> bool:
     """True when examples_dir holds ingestion's split files (not bare TFRecords made elsewhere)."""
     return all((Path(examples_dir) / name).is_file() for name in TFRECORD_NAMES.values())

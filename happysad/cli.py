@@ -61,8 +61,9 @@ def cmd_ingest(args) -> int:
     _quiet_tensorflow()
     from happysad.data import ingest
 
+    out = args.out / f"{features.SPAN_PREFIX}{args.span}" if args.span else args.out
     try:
-        result = local_runner.ingest_sources(args.data, args.held_out, args.out)
+        result = local_runner.ingest_sources(args.data, args.held_out, out)
     except ingest.IngestError as e:
         _ingest_error(e)
         return EXIT_FAILED
@@ -127,7 +128,7 @@ def cmd_run(args) -> int:
         training=configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
                                         learning_rate=args.learning_rate, augment=args.augment),
         pipeline_root=args.pipeline_root, serving_dir=args.serving_dir, beam_args=args.beam_arg,
-        enable_cache=not args.no_cache)
+        enable_cache=not args.no_cache, span_window=args.span_window)
     try:
         summary = local_runner.run(config)
     except run_lock.RootBusy as e:
@@ -361,6 +362,9 @@ def add_ingest_parser(sub) -> None:
     _add_data_flags(ing)
     ing.add_argument("--out", type=Path, required=True,
                      help="folder for train.tfrecord.gz, eval.tfrecord.gz and the report")
+    ing.add_argument("--span", type=_positive_int, default=None, metavar="N",
+                     help="write into OUT/span-N/ instead: new data arriving as span N "
+                     "(`happysad run --tfrecords OUT` then takes the newest span)")
     ing.set_defaults(func=cmd_ingest)
 
 
@@ -391,6 +395,9 @@ def add_run_parser(sub) -> None:
     run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
                      help="a Beam pipeline option, repeatable, e.g. --beam-arg=--direct_num_workers=2")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--span-window", type=_positive_int, default=local_runner.RunConfig.span_window, metavar="K",
+                     help="with a span root (--data or --tfrecords holding span-1/, span-2/, ...): train on the "
+                     "latest K spans that passed validation (default: %(default)s)")
     run.set_defaults(func=cmd_run)
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from happysad.components.trainer import features
 from happysad.pipeline import configs
 
 DEFAULT_PIPELINE_ROOT = Path("pipeline_output")
@@ -60,6 +61,8 @@ class RunConfig:
     serving_dir: Optional[Path] = None
     beam_args: Sequence[str] = ()
     enable_cache: bool = True
+    # With a span root (span-1/, span-2/, ...): train on the latest this many spans that passed validation.
+    span_window: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,13 +119,20 @@ def run(config: RunConfig, say=print):
 def _run_locked(config: RunConfig, paths: RunPaths, say):
     from happysad.data import ingest
 
+    span_window = 0
     if config.tfrecords is not None:  # made elsewhere: validation alone vouches for them
         examples_dir = config.tfrecords.resolve()
         class_names = list(config.classes or configs.DEFAULT_CLASSES)
+        spans = ingest.ingested_spans(examples_dir)  # `happysad ingest --span N --out DIR` output
         # `happysad ingest --out` output keeps its split and held-out sources.
-        presplit = ingest.is_ingested(examples_dir)
-        held_out = ingest.held_out_sources(examples_dir) if presplit else []
-        say(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
+        presplit = bool(spans) or ingest.is_ingested(examples_dir)
+        held_out = ingest.held_out_sources(spans[max(spans)] if spans else examples_dir) if presplit else []
+        if spans:
+            span_window = config.span_window
+            say(f"examples: {examples_dir}, spans {', '.join(map(str, sorted(spans)))}: this run takes span "
+                f"{max(spans)} and trains on the latest {span_window} accepted spans")
+        else:
+            say(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
     else:
         if config.data is None:
             from happysad.data import emoji_faces
@@ -130,14 +140,24 @@ def _run_locked(config: RunConfig, paths: RunPaths, say):
             if not emoji_faces.DEFAULT_DIR.is_dir():
                 say(f"generating the default faces in {emoji_faces.DEFAULT_DIR}")
                 emoji_faces.generate(emoji_faces.DEFAULT_DIR)
-        ingested = ingest_sources(config.data, config.held_out, paths.examples_dir)
+        spans = ingest.spans_in(config.data[0]) if config.data and len(config.data) == 1 else {}
+        if spans:  # a span root: this run ingests its newest span, named after the root
+            span_window, newest = config.span_window, max(spans)
+            say(f"data: {config.data[0]}, spans {', '.join(map(str, sorted(spans)))}: this run takes span {newest} "
+                f"and trains on the latest {span_window} accepted spans")
+            ingested = ingest.ingest(
+                [ingest.Source(spans[newest], config.data[0].resolve().name)]
+                + [ingest.Source.of(d, held_out=True) for d in config.held_out],
+                paths.examples_dir / f"{features.SPAN_PREFIX}{newest}")
+        else:
+            ingested = ingest_sources(config.data, config.held_out, paths.examples_dir)
         say(ingest.format_report(ingested))
         examples_dir, class_names = paths.examples_dir, list(config.classes or ingested.class_names)
         presplit, held_out = True, ingested.held_out
     say(f"running pipeline {configs.PIPELINE_NAME} ({config.runner} orchestrator), root {paths.pipeline_root}")
     return run_pipeline(paths, class_names, runner=config.runner, examples_dir=examples_dir, presplit=presplit,
                         held_out_sources=held_out, training=config.training, beam_args=config.beam_args,
-                        enable_cache=config.enable_cache)
+                        enable_cache=config.enable_cache, span_window=span_window)
 
 
 def ingest_sources(data: Optional[Sequence[Path]], held_out: Sequence[Path], out_dir: Path):
@@ -157,10 +177,11 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
                  training: configs.TrainingConfig = configs.TrainingConfig(),
                  gate: configs.GateConfig = configs.GateConfig(),
                  validation: configs.ValidationConfig = configs.ValidationConfig(),
-                 beam_args: Sequence[str] = (), enable_cache: bool = True, progress=None):
+                 beam_args: Sequence[str] = (), enable_cache: bool = True, progress=None, span_window: int = 0):
     """Runs the pipeline over examples_dir (default paths.examples_dir, where
-    ingestion writes; presplit: in ingestion's split files) and returns its
-    RunSummary. held_out_sources are gated on as unseen art.
+    ingestion writes; presplit: in ingestion's split files; span_window > 0:
+    in its span-N/ folders, see create_pipeline) and returns its RunSummary.
+    held_out_sources are gated on as unseen art.
 
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
@@ -187,6 +208,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         metadata_connection_config=metadata.connection_config(str(paths.metadata_path)),
         beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *beam_args],
         enable_cache=enable_cache,
+        span_window=span_window,
     ))
     if runner == "local":
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -211,7 +233,10 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
                                    _own_run(paths.metadata_path, before))
     summary.log_path = log_path
-    _write_model_card(summary, Path(examples_dir or paths.examples_dir), gate)
+    report_dir = Path(examples_dir or paths.examples_dir)
+    if summary.spans:  # the newest span's ingestion report
+        report_dir = report_dir / f"{features.SPAN_PREFIX}{summary.spans['current']}"
+    _write_model_card(summary, report_dir, gate)
     return summary
 
 

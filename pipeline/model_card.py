@@ -42,6 +42,7 @@ class Card:
     gate: dict  # threshold name -> value
     serving_check: Optional[dict]
     tflite: list  # run_summary.format_tflite's lines: [] without a TFLite model
+    spans: list  # run_summary.format_spans's line: which spans the model trained on ([] without spans)
     lineage: list  # (what, MLMD id, uri)
     weak_sources: list  # (name, accuracy)
 
@@ -86,7 +87,8 @@ def build(summary: run_summary.RunSummary, ingest_report: Optional[dict], gate: 
         gate={"accuracy at least": gate.min_accuracy, "AUC at least (two classes)": gate.min_auc,
               "accuracy drop against the last blessed model at most": gate.max_accuracy_drop,
               **{f"accuracy on held-out {name} at least": floor for name, floor in sorted(summary.held_out.items())}},
-        serving_check=summary.serving_check, tflite=run_summary.format_tflite(summary), lineage=lineage,
+        serving_check=summary.serving_check, tflite=run_summary.format_tflite(summary),
+        spans=run_summary.format_spans(summary), lineage=lineage,
         weak_sources=[(name, acc) for name, _, acc, _, _ in rows if acc is not None and acc < WEAK_SOURCE])
 
 

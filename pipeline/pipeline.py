@@ -31,6 +31,9 @@ from happysad.components.trainer import features
 from happysad.pipeline import configs
 
 
+DATA_GATE_ID = "DataGate"  # the resolvers ask its executions whether an earlier run's data was accepted
+
+
 def _overall(threshold: tfma.MetricThreshold) -> list:
     # A plain `threshold` would also apply to the per-class slices, where AUC is
     # undefined (one class only) and would fail every model.
@@ -106,39 +109,52 @@ def _label_comparator(threshold: float, split_pairs) -> dict:
     }
 
 
-def _resolver(builtin: bool, strategy, producer, pipeline_name: str, **channels) -> tfx.dsl.Resolver:
-    """A Resolver for the previous run's output of `producer`.
+def _resolver(builtin: bool, strategy, producer, pipeline_name: str, gate_id: str = "", num_spans: int = 0,
+              **channels) -> tfx.dsl.Resolver:
+    """A Resolver for earlier runs' output of `producer`.
 
     Ours (components/resolvers.py) leave out the producer's latest output, so
     they run after it: where a cached producer's latest output is this run's
-    own, TFX's strategies would hand it back. With builtin=True, TFX's own
+    own, TFX's strategies would hand it back. With `gate_id` (the DataGate's)
+    they also leave out what runs the gate rejected. With builtin=True, TFX's own
     strategy runs instead, with no upstream edge - the only strategies the
-    Kubeflow V2 compiler accepts; there resolvers run as queries before the run."""
+    Kubeflow V2 compiler accepts; there resolvers run as queries before the
+    run, and a rejected run's output is not left out."""
     if builtin:
+        if strategy is resolvers.AcceptedSpansStrategy:
+            return tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.SpanRangeStrategy, config={
+                "range_config": tfx.proto.RangeConfig(rolling_range=tfx.proto.RollingRange(num_spans=num_spans))},
+                **channels)
         tfx_strategy = (tfx.dsl.experimental.LatestBlessedModelStrategy
                         if issubclass(strategy, tfx.dsl.experimental.LatestBlessedModelStrategy)
                         else tfx.dsl.experimental.LatestArtifactStrategy)
         return tfx.dsl.Resolver(strategy_class=tfx_strategy, **channels)
-    node = tfx.dsl.Resolver(strategy_class=strategy, config={"producer_context": f"{pipeline_name}.{producer.id}"},
-                            **channels)
+    config = {"producer_context": f"{pipeline_name}.{producer.id}"}
+    if gate_id:
+        config["gate_context"] = f"{pipeline_name}.{gate_id}"
+    if num_spans:
+        config["num_spans"] = num_spans
+    node = tfx.dsl.Resolver(strategy_class=strategy, config=config, **channels)
     node.add_upstream_node(producer)
     return node
 
 
-def import_example_gen(examples_dir: str, presplit: bool) -> tfx.components.ImportExampleGen:
+def import_example_gen(examples_dir: str, presplit: bool, spans: bool = False) -> tfx.components.ImportExampleGen:
     """ImportExampleGen over examples_dir. presplit: ingestion's train and eval
-    files, as they are (ingestion split them, holding out whole sources).
-    Otherwise every *.tfrecord.gz there (made elsewhere), split 4:1 into
+    files, as they are (ingestion split them, holding out whole sources); with
+    `spans`, those of the newest span-N/ folder, recorded as the artifact's
+    span. Otherwise every *.tfrecord.gz there (made elsewhere), split 4:1 into
     train/eval by a hash of the file name."""
+    span = f"{features.SPAN_PREFIX}{{SPAN}}/" if spans else ""
     if presplit:
         return tfx.components.ImportExampleGen(
             input_base=examples_dir,
             input_config=tfx.proto.Input(splits=[
-                tfx.proto.Input.Split(name=split, pattern=f"{split}.tfrecord.gz") for split in features.SPLITS]))
+                tfx.proto.Input.Split(name=split, pattern=f"{span}{split}.tfrecord.gz") for split in features.SPLITS]))
     return tfx.components.ImportExampleGen(
         input_base=examples_dir,
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="all", pattern="*.tfrecord.gz")]),
+            tfx.proto.Input.Split(name="all", pattern=f"{span}*.tfrecord.gz")]),
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
             splits=[tfx.proto.SplitConfig.Split(name="train", hash_buckets=configs.TRAIN_BUCKETS),
                     tfx.proto.SplitConfig.Split(name="eval", hash_buckets=configs.EVAL_BUCKETS)],
@@ -165,6 +181,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[Sequence[str]] = None,
     enable_cache: bool = True,
     builtin_resolvers: bool = False,
+    span_window: int = 0,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -173,9 +190,13 @@ def create_pipeline(
     values the model never trained on, each gated by gate.min_unseen_accuracy;
     schema_file is the curated schema for class_names (pipeline/schema.py);
     serving_model_dir is where blessed models land as <dir>/<version>/;
-    builtin_resolvers picks TFX's own resolver strategies (see _resolver).
+    builtin_resolvers picks TFX's own resolver strategies (see _resolver);
+    span_window > 0: examples_dir holds span-N/ folders, each run takes the
+    newest span, and the Trainer trains on the latest span_window spans that
+    passed the DataGate (validation, the Evaluator and the ServingCheck see
+    the newest span).
     """
-    example_gen = import_example_gen(examples_dir, presplit)
+    example_gen = import_example_gen(examples_dir, presplit, spans=span_window > 0)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     # With the schema, TFDV treats the image as bytes (sizes, not top values).
     statistics_gen = tfx.components.StatisticsGen(
@@ -195,7 +216,8 @@ def create_pipeline(
     # The previous run's statistics (none on the first run: the drift check
     # then passes).
     previous_statistics = _resolver(
-        builtin_resolvers, resolvers.PreviousArtifactStrategy, statistics_gen, pipeline_name,
+        builtin_resolvers, resolvers.PreviousAcceptedArtifactStrategy, statistics_gen, pipeline_name,
+        gate_id=DATA_GATE_ID,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
     ).with_id("previous_statistics_resolver")
     drift_validator = DistributionValidator(
@@ -214,11 +236,26 @@ def create_pipeline(
         image_anomalies=image_validator.outputs["anomalies"],
         skew_anomalies=skew_validator.outputs["anomalies"],
         drift_anomalies=drift_validator.outputs["anomalies"],
-    )
+    ).with_id(DATA_GATE_ID)
+
+    nodes = []
+    training_examples = example_gen.outputs["examples"]
+    if span_window:
+        # The rolling window: the newest spans whose data passed the gate (this
+        # run's among them, so the resolver runs after the gate).
+        spans = _resolver(
+            builtin_resolvers, resolvers.AcceptedSpansStrategy, example_gen, pipeline_name, gate_id=DATA_GATE_ID,
+            num_spans=span_window, examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                                           producer_component_id=example_gen.id,
+                                                           output_key="examples"),
+        ).with_id("span_window_resolver")
+        spans.add_upstream_node(data_gate)
+        nodes.append(spans)
+        training_examples = spans.outputs["examples"]
 
     trainer = tfx.components.Trainer(
         run_fn=trainer_run_fn,
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         # Epochs, not steps, drive training (custom_config); TFX requires the args.
         train_args=tfx.proto.TrainArgs(splits=["train"]),
@@ -276,7 +313,8 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, inferred_schema, example_validator, skew_validator,
                     previous_statistics, drift_validator, image_validator, data_gate,
-                    trainer, model_resolver, evaluator, pixel_examples, tflite_evaluator, serving_check, pusher],
+                    *nodes, trainer, model_resolver, evaluator, pixel_examples, tflite_evaluator, serving_check,
+                    pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []),

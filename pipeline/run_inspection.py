@@ -209,6 +209,7 @@ def format_inspection(inspection: Inspection) -> str:
     lines.append("anomalies:")
     lines.extend(run_summary.format_anomalies(s) or ["  (no validator ran)"])
     lines.append("model:")
+    lines.extend("  " + line for line in run_summary.format_spans(s))
     if s.training:
         lines.append(f"  trained {s.training['epochs_run']} epochs; threshold epoch {s.training['threshold_epoch']}")
     if s.metrics:

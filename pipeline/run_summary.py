@@ -12,6 +12,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from happysad.components.examples_artifact import span_of
 from happysad.components.trainer import features
 from happysad.pipeline import metadata
 
@@ -59,6 +60,8 @@ class RunSummary:
     # The TFLite model: the Trainer's comparison of its variants (tflite.json),
     # plus "metrics", "source_metrics", "blessed" and "failed_thresholds" from the TFLiteEvaluator.
     tflite: Optional[dict] = None
+    # A span root's run: {"current": the span ImportExampleGen took, "trained_on": the Trainer's spans}; {} otherwise.
+    spans: dict = dataclasses.field(default_factory=dict)
     log_path: Optional[str] = None  # set by the runner: the run's full log
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
@@ -84,6 +87,7 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
             if "abandoned" in execution.custom_properties else "",
         ))
     summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
+    _add_spans(summary, store)
     _add_validation(summary)
     _add_label_drift(summary, store)
     _add_training(summary)
@@ -92,6 +96,28 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
     _add_serving_check(summary)
     _add_push(summary)
     return summary
+
+
+def _add_spans(summary: RunSummary, store) -> None:
+    example_gen = summary.component("ImportExampleGen")
+    examples = example_gen.outputs.get("examples", []) if example_gen else []
+    current = span_of(examples[0]) if examples else 0
+    if not current:  # not a span root (ExampleGen records span 0)
+        return
+    summary.spans = {"current": current}
+    trainer = summary.component("Trainer")
+    if trainer:
+        trained = metadata.artifacts(store, trainer.execution_id, metadata.INPUT).get("examples", [])
+        summary.spans["trained_on"] = sorted(span_of(a) for a in trained)
+
+
+def format_spans(summary: RunSummary) -> list:
+    if not summary.spans:
+        return []
+    trained = summary.spans.get("trained_on")
+    return [f"spans: this run took span {summary.spans['current']}"
+            + (f"; the model trained on span{'s' if len(trained) > 1 else ''} {', '.join(map(str, trained))}"
+               if trained else "; nothing was trained")]
 
 
 def _add_validation(summary: RunSummary) -> None:
@@ -394,6 +420,7 @@ def format_summary(summary: RunSummary) -> str:
             lines.append(f"warning: the {split} split's class balance moved {distance:.2f} from the previous run's "
                          f"(L-infinity; the run stops past {threshold}): check that no class lost images by "
                          "mistake")
+    lines.extend(format_spans(summary))
     if summary.training:
         t = summary.training
         hit = (f"reached {t['threshold']} at epoch {t['threshold_epoch']}" if t["threshold_epoch"]

@@ -16,6 +16,8 @@ GENERATED_SOURCE = "generated"  # the generator's faces
 # its source and name) goes to eval, the rest to train; held-out sources go
 # to eval whole.
 SPLITS = ("train", "eval")
+# A data root of span-1/, span-2/, ... folders: data arriving over time (one span per run).
+SPAN_PREFIX = "span-"
 HASH_BUCKETS = 5
 EVAL_BUCKETS = 1
 

@@ -25,21 +25,26 @@ def _artifact(store, artifact_class, **int_properties):
     return artifact
 
 
-def _execution(store, node: str, outputs: list) -> None:
-    """One execution of `node` (in its MLMD node context) that output `outputs`."""
-    context_type = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
-    context = store.get_context_by_type_and_name("node", f"{PIPELINE}.{node}")
-    if context is None:
-        [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type,
-                                                                      name=f"{PIPELINE}.{node}")])
-    else:
-        context_id = context.id
+def _context(store, type_name: str, name: str) -> int:
+    context_type = store.put_context_type(metadata_store_pb2.ContextType(name=type_name))
+    context = store.get_context_by_type_and_name(type_name, name)
+    if context is not None:
+        return context.id
+    [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type, name=name)])
+    return context_id
+
+
+def _execution(store, node: str, outputs: list, run: str = "", state=metadata_store_pb2.Execution.COMPLETE) -> None:
+    """One execution of `node` (in its MLMD node context, and in the pipeline
+    run context `run` if given) that output `outputs`."""
+    contexts = [_context(store, "node", f"{PIPELINE}.{node}")]
+    if run:
+        contexts.append(_context(store, "pipeline_run", run))
     execution_type = store.put_execution_type(metadata_store_pb2.ExecutionType(name=node))
-    execution = metadata_store_pb2.Execution(type_id=execution_type,
-                                             last_known_state=metadata_store_pb2.Execution.COMPLETE)
+    execution = metadata_store_pb2.Execution(type_id=execution_type, last_known_state=state)
     [execution_id] = store.put_executions([execution])
     store.put_attributions_and_associations([], [metadata_store_pb2.Association(
-        context_id=context_id, execution_id=execution_id)])
+        context_id=context_id, execution_id=execution_id) for context_id in contexts])
     events = []
     for artifact in outputs:
         event = metadata_store_pb2.Event(artifact_id=artifact.id, execution_id=execution_id,
@@ -95,3 +100,60 @@ def test_the_drift_baseline_is_the_previous_runs_statistics(store):
     _execution(store, "StatisticsGen", [second])
     resolved = strategy.resolve_artifacts(store, {"statistics": [first, second]})
     assert [s.id for s in resolved["statistics"]] == [first.id]
+
+
+PASSED, FAILED, CACHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.FAILED,
+                          metadata_store_pb2.Execution.CACHED)
+
+
+def _run(store, run: str, gate_state, **outputs) -> None:
+    """One pipeline run: each node in `outputs` output its artifacts, then the DataGate ended in gate_state."""
+    for node, artifacts in outputs.items():
+        _execution(store, node, artifacts, run)
+    _execution(store, "DataGate", [], run, gate_state)
+
+
+def test_the_drift_baseline_is_the_last_accepted_runs_statistics_not_a_rejected_ones(store):
+    accepted, rejected, current = (_artifact(store, standard_artifacts.ExampleStatistics) for _ in range(3))
+    strategy = resolvers.PreviousAcceptedArtifactStrategy(f"{PIPELINE}.StatisticsGen", f"{PIPELINE}.DataGate")
+    _run(store, "run-1", PASSED, StatisticsGen=[accepted])
+    assert strategy.resolve_artifacts(store, {"statistics": [accepted]}) == {"statistics": []}  # first run
+    _run(store, "run-2", FAILED, StatisticsGen=[rejected])  # drifted: the gate stopped it
+    _execution(store, "StatisticsGen", [current], "run-3")  # this run, before its own gate
+    resolved = strategy.resolve_artifacts(store, {"statistics": [accepted, rejected, current]})
+    assert [s.id for s in resolved["statistics"]] == [accepted.id]
+
+
+def test_a_cached_gate_counts_as_passed(store):
+    first, second = (_artifact(store, standard_artifacts.ExampleStatistics) for _ in range(2))
+    _run(store, "run-1", CACHED, StatisticsGen=[first])
+    _execution(store, "StatisticsGen", [second], "run-2")
+    strategy = resolvers.PreviousAcceptedArtifactStrategy(f"{PIPELINE}.StatisticsGen", f"{PIPELINE}.DataGate")
+    assert [s.id for s in strategy.resolve_artifacts(store, {"statistics": [first, second]})["statistics"]] == \
+        [first.id]
+
+
+def _span(store, span: int):
+    examples = _artifact(store, standard_artifacts.Examples)
+    examples.span = span
+    store.put_artifacts([examples.mlmd_artifact])
+    return examples
+
+
+def test_the_training_window_is_the_latest_accepted_spans_oldest_first(store):
+    one, two, three, four = (_span(store, n) for n in (1, 2, 3, 4))
+    one_again = _span(store, 1)  # span 1 ingested again (new files): its newest version counts
+    _run(store, "run-1", PASSED, ImportExampleGen=[one])
+    _run(store, "run-2", FAILED, ImportExampleGen=[two])  # drifted: rejected
+    _run(store, "run-3", PASSED, ImportExampleGen=[three])
+    _run(store, "run-4", PASSED, ImportExampleGen=[one_again])
+    _run(store, "run-5", PASSED, ImportExampleGen=[four])  # this run: its gate has passed
+    everything = {"examples": [one, two, three, one_again, four]}
+
+    def window(num_spans: int) -> list:
+        strategy = resolvers.AcceptedSpansStrategy(f"{PIPELINE}.ImportExampleGen", f"{PIPELINE}.DataGate", num_spans)
+        return [a.id for a in strategy.resolve_artifacts(store, everything)["examples"]]
+
+    assert window(3) == [one_again.id, three.id, four.id]  # span 2 was rejected: never trained on
+    assert window(2) == [three.id, four.id]
+    assert window(10) == [one_again.id, three.id, four.id]

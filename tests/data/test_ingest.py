@@ -359,3 +359,21 @@ def test_two_sources_with_one_name_are_refused(tmp_path):
     with pytest.raises(ingest.IngestError, match="share a name"):
         ingest.ingest([ingest.Source.of(tmp_path / "a" / "faces"), ingest.Source.of(tmp_path / "b" / "faces")],
                       tmp_path / "out", progress=False)
+
+
+def test_a_span_root_is_read_as_spans_and_a_mixed_one_is_refused(tmp_path):
+    for name in ("span-2", "span-10", "span-1"):
+        (tmp_path / "root" / name / "happy").mkdir(parents=True)
+    assert {n: p.name for n, p in ingest.spans_in(tmp_path / "root").items()} == {
+        1: "span-1", 2: "span-2", 10: "span-10"}
+    (tmp_path / "plain" / "happy").mkdir(parents=True)
+    (tmp_path / "plain" / "sad").mkdir()
+    assert ingest.spans_in(tmp_path / "plain") == {}  # a class-per-folder tree
+    (tmp_path / "root" / "happy").mkdir()
+    with pytest.raises(ingest.IngestError, match=r"mixes span folders \(span-1, span-10, span-2\) with other "
+                                                 r"folders \(happy\)"):
+        ingest.spans_in(tmp_path / "root")
+    (tmp_path / "root" / "happy").rmdir()
+    (tmp_path / "root" / "span-0").mkdir()  # spans count from 1
+    with pytest.raises(ingest.IngestError, match=r"other folders \(span-0\)"):
+        ingest.spans_in(tmp_path / "root")
