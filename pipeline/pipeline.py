@@ -122,9 +122,8 @@ def _resolver(builtin: bool, strategy, producer, pipeline_name: str, gate_id: st
     run, and a rejected run's output is not left out."""
     if builtin:
         if strategy is resolvers.AcceptedSpansStrategy:
-            return tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.SpanRangeStrategy, config={
-                "range_config": tfx.proto.RangeConfig(rolling_range=tfx.proto.RollingRange(num_spans=num_spans))},
-                **channels)
+            raise ValueError("spans need the span-window resolver, which only the local runners run: the Kubeflow "
+                             "V2 compiler accepts TFX's latest-artifact and latest-blessed-model resolvers alone")
         tfx_strategy = (tfx.dsl.experimental.LatestBlessedModelStrategy
                         if issubclass(strategy, tfx.dsl.experimental.LatestBlessedModelStrategy)
                         else tfx.dsl.experimental.LatestArtifactStrategy)
