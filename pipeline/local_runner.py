@@ -129,8 +129,7 @@ def _run_locked(config: RunConfig, paths: RunPaths, say):
         held_out = ingest.held_out_sources(spans[max(spans)] if spans else examples_dir) if presplit else []
         if spans:
             span_window = config.span_window
-            say(f"examples: {examples_dir}, spans {', '.join(map(str, sorted(spans)))}: this run takes span "
-                f"{max(spans)} and trains on the latest {span_window} accepted spans")
+            say(_spans_line(examples_dir, spans, span_window))
         else:
             say(f"examples: {examples_dir} (not ingested); class set {', '.join(sorted(class_names))}")
     else:
@@ -143,8 +142,7 @@ def _run_locked(config: RunConfig, paths: RunPaths, say):
         spans = ingest.spans_in(config.data[0]) if config.data and len(config.data) == 1 else {}
         if spans:  # a span root: this run ingests its newest span, named after the root
             span_window, newest = config.span_window, max(spans)
-            say(f"data: {config.data[0]}, spans {', '.join(map(str, sorted(spans)))}: this run takes span {newest} "
-                f"and trains on the latest {span_window} accepted spans")
+            say(_spans_line(config.data[0], spans, span_window))
             ingested = ingest.ingest(
                 [ingest.Source(spans[newest], config.data[0].resolve().name)]
                 + [ingest.Source.of(d, held_out=True) for d in config.held_out],
@@ -158,6 +156,11 @@ def _run_locked(config: RunConfig, paths: RunPaths, say):
     return run_pipeline(paths, class_names, runner=config.runner, examples_dir=examples_dir, presplit=presplit,
                         held_out_sources=held_out, training=config.training, beam_args=config.beam_args,
                         enable_cache=config.enable_cache, span_window=span_window)
+
+
+def _spans_line(root: Path, spans: dict, window: int) -> str:
+    return (f"spans in {root}: {', '.join(map(str, sorted(spans)))}; this run takes span {max(spans)} and trains "
+            f"on the latest {window} accepted spans")
 
 
 def ingest_sources(data: Optional[Sequence[Path]], held_out: Sequence[Path], out_dir: Path):
