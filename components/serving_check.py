@@ -1,13 +1,16 @@
 """ServingCheck: before the Pusher, the candidate must load and answer as TF Serving would run it.
 
 TFX's InfraValidator starts a real model server in Docker or Kubernetes;
-neither runs here. This component does the part that catches real failures
-without one: it loads the candidate through the session-based loader TF
-Serving uses (components/saved_model_bundle.py), runs every signature on real
-eval examples by tensor name, and checks the answers' shapes, dtypes and class
-names, and a latency budget. It writes an InfraBlessing (custom property
-`blessed`, as InfraValidator's); the Pusher takes it, so a model TF Serving
-could not serve is never pushed. `serving_check.json` beside it says why.
+neither runs here. This component does the same job with what runs here,
+twice: in process, it loads the candidate through the session-based loader
+TF Serving uses (components/saved_model_bundle.py) and runs every signature on
+real eval examples by tensor name; then it serves the candidate with a
+`happysad serve` on free loopback ports and asks it over gRPC and REST, as a
+client would. Both check the answers' shapes, dtypes and class names, and a
+latency budget. It writes an InfraBlessing (custom property `blessed`, as
+InfraValidator's); the Pusher takes it, so a model TF Serving could not serve
+is never pushed. `serving_check.json` beside it says why, and `serve.log`
+holds the server's log.
 """
 
 import base64
