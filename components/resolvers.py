@@ -77,25 +77,13 @@ class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
         return super().resolve_artifacts(store, _without(input_dict, latest_output_ids(store, self._producer_context)))
 
 
-class PreviousArtifactStrategy(LatestArtifactStrategy):
-    """The newest artifact other than what `producer_context` output last: the
-    previous run's statistics, the baseline of the drift check. Empty on the
-    first run: the base class would then return None, which MLMD records as a
-    FAILED resolver execution; an empty list is the honest answer."""
-
-    def __init__(self, producer_context: str):
-        super().__init__()
-        self._producer_context = producer_context
-
-    def resolve_artifacts(self, store, input_dict: Dict[str, List]) -> Optional[Dict[str, List]]:
-        return self._resolve(_without(input_dict, latest_output_ids(store, self._producer_context)))
-
-
 class PreviousAcceptedArtifactStrategy(LatestArtifactStrategy):
     """The newest artifact other than what `producer_context` output last, from
     a run whose DataGate (`gate_context`) passed: the drift check's baseline is
     the last data that was accepted, so one rejected (drifted) run does not
-    become the yardstick for the next. Empty when there is none (a first run)."""
+    become the yardstick for the next. Empty when there is none (a first run):
+    the base class's own answer, None, would be recorded in ML Metadata as a
+    FAILED resolver execution."""
 
     def __init__(self, producer_context: str, gate_context: str):
         super().__init__()

@@ -212,8 +212,8 @@ def create_pipeline(
         baseline_statistics=statistics_gen.outputs["statistics"],
         **_label_comparator(validation.max_label_skew, [("eval", "train")]),
     ).with_id("SkewValidator")
-    # The previous run's statistics (none on the first run: the drift check
-    # then passes).
+    # The statistics of the last run whose data the gate accepted (none on the
+    # first run: the drift check then passes).
     previous_statistics = _resolver(
         builtin_resolvers, resolvers.PreviousAcceptedArtifactStrategy, statistics_gen, pipeline_name,
         gate_id=DATA_GATE_ID,
@@ -237,7 +237,7 @@ def create_pipeline(
         drift_anomalies=drift_validator.outputs["anomalies"],
     ).with_id(DATA_GATE_ID)
 
-    nodes = []
+    span_nodes = []
     training_examples = example_gen.outputs["examples"]
     if span_window:
         # The rolling window: the newest spans whose data passed the gate (this
@@ -249,7 +249,7 @@ def create_pipeline(
                                                            output_key="examples"),
         ).with_id("span_window_resolver")
         spans.add_upstream_node(data_gate)
-        nodes.append(spans)
+        span_nodes.append(spans)
         training_examples = spans.outputs["examples"]
 
     trainer = tfx.components.Trainer(
@@ -294,7 +294,8 @@ def create_pipeline(
         example_splits=["eval"],
         eval_config=_eval_config(gate, len(class_names), held_out_sources, tflite=True),
     ).with_id("TFLiteEvaluator")
-    # InfraValidator's job without Docker: the session-based loader TF Serving uses.
+    # InfraValidator's job without Docker: TF Serving's session-based loader in
+    # process, then a real `happysad serve` on loopback.
     serving_check = ServingCheck(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
@@ -312,7 +313,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, inferred_schema, example_validator, skew_validator,
                     previous_statistics, drift_validator, image_validator, data_gate,
-                    *nodes, trainer, model_resolver, evaluator, pixel_examples, tflite_evaluator, serving_check,
+                    *span_nodes, trainer, model_resolver, evaluator, pixel_examples, tflite_evaluator, serving_check,
                     pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,

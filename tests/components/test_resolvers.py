@@ -91,17 +91,6 @@ def test_no_baseline_when_no_other_model_was_blessed(store):
     assert resolved == {"model": [], "model_blessing": []}
 
 
-def test_the_drift_baseline_is_the_previous_runs_statistics(store):
-    first, second = _artifact(store, standard_artifacts.ExampleStatistics), \
-        _artifact(store, standard_artifacts.ExampleStatistics)
-    _execution(store, "StatisticsGen", [first])
-    strategy = resolvers.PreviousArtifactStrategy(f"{PIPELINE}.StatisticsGen")
-    assert strategy.resolve_artifacts(store, {"statistics": [first]}) == {"statistics": []}  # first run
-    _execution(store, "StatisticsGen", [second])
-    resolved = strategy.resolve_artifacts(store, {"statistics": [first, second]})
-    assert [s.id for s in resolved["statistics"]] == [first.id]
-
-
 PASSED, FAILED, CACHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.FAILED,
                           metadata_store_pb2.Execution.CACHED)
 
