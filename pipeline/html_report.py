@@ -164,8 +164,13 @@ def _metrics(s) -> str:
         [(name, count, num(acc), "trained on" if floor is None else
           f"held out: never trained on; needs >= {floor:g}" + (" - FAILED" if failed else ""))
          for name, count, acc, floor, failed in sources], {1, 2}, table_id="sources")
+    # The same lines as `happysad inspect`: the TFLite model, the serving check, the spans.
+    extra = "".join(f"<p id={key}>" + "<br>".join(_e(line) for line in lines) + "</p>"
+                    for key, lines in (("tflite", run_summary.format_tflite(s)),
+                                       ("serving-check", run_summary.format_serving_check(s)),
+                                       ("spans", run_summary.format_spans(s))) if lines)
     return ("<h2>Evaluation (eval split)</h2>" + _table(["slice", "examples", "accuracy", "AUC"], rows, {1, 2, 3})
-            + by_source + verdict)
+            + by_source + verdict + extra)
 
 
 def _samples(examples_uri) -> str:

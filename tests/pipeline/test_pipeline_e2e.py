@@ -274,6 +274,8 @@ def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browse
     noto = next(r for r in rows if r.startswith("noto "))
     assert noto.startswith("noto 28 ") and "held out: never trained on; needs >= 0.85" in noto, rows
     assert any(r.startswith("generated ") and r.endswith("trained on") for r in rows), rows
+    assert browser.find_element("id", "tflite").text.startswith("TFLite (")
+    assert "over the server (median) REST classify" in browser.find_element("id", "serving-check").text
     assert f"train: {train} examples" in text
     assert "no anomalies" in text and "class_name BYTES" in text
     diff = [r.text for r in browser.find_elements("css selector", "#schema-diff tr")]
