@@ -288,6 +288,7 @@ def create_pipeline(
     # preprocessing), against the same thresholds. Reported, not gating: the
     # Trainer keeps the float model when int8 loses accuracy.
     pixel_examples = PixelExamples(examples=example_gen.outputs["examples"])
+    pixel_examples.add_upstream_node(data_gate)  # only data the gate accepted: it would fail on undecodable images
     tflite_evaluator = tfx.components.Evaluator(
         examples=pixel_examples.outputs["pixel_examples"],
         model=trainer.outputs["model"],

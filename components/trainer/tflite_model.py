@@ -62,7 +62,10 @@ def preprocess(encoded: bytes) -> np.ndarray:
         if image.width * image.height > features.MAX_IMAGE_PIXELS:
             raise ValueError(f"image has {image.width} x {image.height} pixels, over the limit of "
                              f"{features.MAX_IMAGE_PIXELS}: send a smaller image")
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        try:  # the header read fine; the pixels may still be cut short
+            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        except Exception as e:
+            raise ValueError(f"the image does not decode ({type(e).__name__}: {e})") from None
     alpha = rgba[..., 3:4] / np.float32(255.0)
     pixels = rgba[..., :3] * alpha + np.float32(BACKGROUND) * (np.float32(1.0) - alpha)
     if pixels.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):

@@ -48,9 +48,11 @@ def test_preprocess_differs_from_tensorflow_on_jpeg_only_by_the_decoder():
     assert difference.max() < 4 and difference.mean() < 1
 
 
-def test_preprocess_refuses_what_is_not_an_image_and_a_decompression_bomb():
+def test_preprocess_refuses_what_is_not_an_image_a_truncated_one_and_a_decompression_bomb():
     with pytest.raises(ValueError, match="not a PNG, JPEG, GIF or BMP image"):
         tflite_model.preprocess(b"not an image")
+    with pytest.raises(ValueError, match="the image does not decode"):
+        tflite_model.preprocess(FACES[0][:len(FACES[0]) // 2])
     side = int(features.MAX_IMAGE_PIXELS ** 0.5) + 1
     with pytest.raises(ValueError, match="over the limit"):
         tflite_model.preprocess(_encoded(Image.new("L", (side, side)), "L", "PNG"))

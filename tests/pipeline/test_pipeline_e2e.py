@@ -611,18 +611,19 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
     ingested = tf.data.TFRecordDataset([str(p) for p in sorted(first_examples.glob("Split-*/*.gz"))],
                                        compression_type="GZIP")
     examples = [tf.train.Example.FromString(r) for r in ingested.as_numpy_iterator()]
-    for i, record in enumerate(examples[:6]):
+    for i, record in enumerate(examples[:7]):
         feature = record.features.feature
         image = Image.open(io.BytesIO(feature["image"].bytes_list.value[0]))
         if i < 2:
             image = image.resize((64, 64))
         elif i < 4:
             image = image.convert("L")
-        else:
+        elif i < 6:
             feature["class_name"].bytes_list.value[0] = b"angry"
         buf = io.BytesIO()
         image.save(buf, "PNG")
-        feature["image"].bytes_list.value[0] = buf.getvalue()
+        # The last one is cut short: it must stop the run at the gate, before anything decodes it to use it.
+        feature["image"].bytes_list.value[0] = buf.getvalue()[:2000] if i == 6 else buf.getvalue()
     _write_tfrecords(tmp_path / "tfrecords" / "made-elsewhere.tfrecord.gz", examples)
 
     root, serving = tmp_path / "pipeline_output", tmp_path / "serving_model"
@@ -634,8 +635,10 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
     assert "image: Wrong image size - expected 150x150, found 64x64 in " in out
     assert "image: Wrong colour mode - expected RGB or RGBA, found L in " in out
     assert "class_name: Unexpected string values" in out and "angry" in out
+    assert "image: Image does not decode" in out
     table = out.split("  component ")[1].split("data validation:")[0]
     assert "DataGate                        FAILED" in table and "Trainer" not in table
+    assert "PixelExamples" not in table  # it decodes every eval image: only after the gate
     assert not serving.exists()
 
 
