@@ -22,18 +22,22 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
 from happysad.components.examples_artifact import span_of
 
 
-def latest_output_ids(store, node_context: str) -> set:
-    """Ids of the artifacts output by the latest execution of a node.
-    node_context is its MLMD node context name, `<pipeline name>.<node id>`."""
+def _node_executions(store, node_context: str) -> list:
+    """Every execution of a node; node_context is its MLMD node context name, `<pipeline name>.<node id>`."""
     context = store.get_context_by_type_and_name("node", node_context)
-    if context is None:
-        return set()
-    executions = store.get_executions_by_context(context.id)
-    if not executions:
-        return set()
-    latest = max(executions, key=lambda e: e.id)
-    return {e.artifact_id for e in store.get_events_by_execution_ids([latest.id])
-            if e.type == metadata_store_pb2.Event.OUTPUT}
+    return store.get_executions_by_context(context.id) if context else []
+
+
+def _output_ids(store, execution_ids: list) -> set:
+    """Ids of the artifacts the executions output."""
+    return {e.artifact_id for e in store.get_events_by_execution_ids(execution_ids)
+            if e.type == metadata_store_pb2.Event.OUTPUT} if execution_ids else set()
+
+
+def latest_output_ids(store, node_context: str) -> set:
+    """Ids of the artifacts output by the latest execution of a node."""
+    executions = _node_executions(store, node_context)
+    return _output_ids(store, [max(executions, key=lambda e: e.id).id]) if executions else set()
 
 
 _PASSED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
@@ -46,20 +50,12 @@ def accepted_output_ids(store, producer_context: str, gate_context: str) -> set:
     def run_ids(execution_id: int) -> set:
         return {c.id for c in store.get_contexts_by_execution(execution_id) if c.type == "pipeline_run"}
 
-    def executions(node_context: str) -> list:
-        context = store.get_context_by_type_and_name("node", node_context)
-        return store.get_executions_by_context(context.id) if context else []
-
     passed_runs = set()
-    for gate in executions(gate_context):
+    for gate in _node_executions(store, gate_context):
         if gate.last_known_state in _PASSED:
             passed_runs |= run_ids(gate.id)
-    accepted = set()
-    for execution in executions(producer_context):
-        if run_ids(execution.id) & passed_runs:
-            accepted |= {e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
-                         if e.type == metadata_store_pb2.Event.OUTPUT}
-    return accepted
+    return _output_ids(store, [e.id for e in _node_executions(store, producer_context)
+                               if run_ids(e.id) & passed_runs])
 
 
 def _without(input_dict: Dict[str, List], excluded: set) -> Dict[str, List]:
@@ -109,7 +105,7 @@ class AcceptedSpansStrategy(ResolverStrategy):
     def resolve_artifacts(self, store, input_dict: Dict[str, List]) -> Optional[Dict[str, List]]:
         accepted = accepted_output_ids(store, self._producer_context, self._gate_context)
         newest = {}  # span -> its newest accepted artifact
-        for key, artifacts in input_dict.items():
+        for artifacts in input_dict.values():
             for artifact in artifacts:
                 if artifact.id not in accepted:
                     continue
