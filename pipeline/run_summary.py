@@ -91,8 +91,9 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
     _add_validation(summary)
     _add_label_drift(summary, store)
     _add_training(summary)
-    _add_evaluation(summary, os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR))
-    _add_tflite(summary, os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR))
+    cache_dir = os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR)
+    _add_evaluation(summary, cache_dir)
+    _add_tflite(summary, cache_dir)
     _add_serving_check(summary)
     _add_push(summary)
     return summary
@@ -189,19 +190,23 @@ def _add_training(summary: RunSummary) -> None:
     summary.training_curves = curves if os.path.exists(curves) else None
 
 
+def _evaluator_output(summary: RunSummary, node: str, class_names: list, cache_dir: str) -> tuple:
+    """(blessed or None, _read_evaluation's result or None) of an Evaluator node in this run."""
+    evaluator = summary.component(node)
+    if not evaluator:
+        return None, None
+    blessing, evaluation = evaluator.outputs.get("blessing"), evaluator.outputs.get("evaluation")
+    blessed = blessing[0].custom_properties["blessed"].int_value == 1 if blessing else None
+    result = _cached(cache_dir, ["evaluation", evaluation[0].uri, *class_names],
+                     lambda: _read_evaluation(evaluation[0].uri, class_names)) if evaluation else None
+    return blessed, result
+
+
 def _add_evaluation(summary: RunSummary, cache_dir: str) -> None:
     class_names = (summary.training or {}).get("class_names") or []
-    evaluator = summary.component("Evaluator")
-    if not evaluator:
+    summary.blessed, result = _evaluator_output(summary, "Evaluator", class_names, cache_dir)
+    if result is None:
         return
-    blessing = evaluator.outputs.get("blessing")
-    if blessing:
-        summary.blessed = blessing[0].custom_properties["blessed"].int_value == 1
-    evaluation = evaluator.outputs.get("evaluation")
-    if not evaluation:
-        return
-    result = _cached(cache_dir, ["evaluation", evaluation[0].uri, *class_names],
-                     lambda: _read_evaluation(evaluation[0].uri, class_names))
     summary.metrics, summary.class_metrics = result["metrics"], result["class_metrics"]
     summary.source_metrics, summary.held_out = result["source_metrics"], result["held_out"]
     summary.failed_thresholds.extend(result["failed_thresholds"])
@@ -209,17 +214,13 @@ def _add_evaluation(summary: RunSummary, cache_dir: str) -> None:
 
 def _add_tflite(summary: RunSummary, cache_dir: str) -> None:
     report = (summary.training or {}).get("tflite")
-    evaluator = summary.component("TFLiteEvaluator")
-    if not report or not evaluator:
+    if not report or not summary.component("TFLiteEvaluator"):
         return
     summary.tflite = dict(report)
-    blessing, evaluation = evaluator.outputs.get("blessing"), evaluator.outputs.get("evaluation")
-    if blessing:
-        summary.tflite["blessed"] = blessing[0].custom_properties["blessed"].int_value == 1
-    if evaluation:
-        class_names = report.get("class_names", [])
-        result = _cached(cache_dir, ["evaluation", evaluation[0].uri, *class_names],
-                         lambda: _read_evaluation(evaluation[0].uri, class_names))
+    blessed, result = _evaluator_output(summary, "TFLiteEvaluator", report.get("class_names", []), cache_dir)
+    if blessed is not None:
+        summary.tflite["blessed"] = blessed
+    if result is not None:
         for key in ("metrics", "source_metrics", "failed_thresholds"):
             summary.tflite[key] = result[key]
 
