@@ -33,6 +33,17 @@ def error_summary(message: str) -> str:
     return useful[0] if useful else next((line for line in lines if line), "")
 
 
+def warmup_logs(model_dir: str) -> list:
+    """The PredictionLogs in model_dir/assets.extra/tf_serving_warmup_requests (none without the file)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(model_dir, WARMUP_FILE)
+    if not os.path.exists(path):
+        return []
+    return [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+
+
 class SavedModelBundle:
     """One loaded SavedModel: a TF1 session plus its SignatureDefs.
 
@@ -82,14 +93,9 @@ class SavedModelBundle:
         the classify signature. Returns how many requests ran (0 without the
         file). A failing request raises, as it fails the load in TF Serving."""
         import tensorflow as tf
-        from tensorflow_serving.apis import prediction_log_pb2
 
-        path = os.path.join(self.path, WARMUP_FILE)
-        if not os.path.exists(path):
-            return 0
         count = 0
-        for record in tf.data.TFRecordDataset(path):
-            log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for log in warmup_logs(self.path):
             kind = log.WhichOneof("log_type")
             if kind == "predict_log":
                 request = log.predict_log.request

@@ -26,9 +26,9 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
 
 from happysad.components.examples_artifact import split_records
-from happysad.components.saved_model_bundle import WARMUP_FILE, SavedModelBundle, error_summary
+from happysad.components.saved_model_bundle import SavedModelBundle, error_summary, warmup_logs
 from happysad.components.trainer import features
-from happysad.serving import loopback
+from happysad.serving import client, loopback
 
 SAMPLE_SIZE = 8  # eval examples replayed through each signature
 SERVED_NAME = "candidate"  # the model's name on the check's own server
@@ -178,7 +178,7 @@ def _check_over_server(starting, model_dir: str, examples: list, class_names: li
                     f"{row.get('status', {}).get('error_message', '')[:500]}"], checks, latency
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         warmed = 0
-        for log in _warmup_logs(model_dir):
+        for log in warmup_logs(model_dir):
             kind = log.WhichOneof("log_type")
             request = getattr(log, kind).request
             request.model_spec.name = SERVED_NAME
@@ -191,10 +191,10 @@ def _check_over_server(starting, model_dir: str, examples: list, class_names: li
         parsed = [tf.train.Example.FromString(e) for e in examples]
         images = [p.features.feature[features.IMAGE_KEY].bytes_list.value[0] for p in parsed]
         n, k = len(images), len(class_names)
-        for name, call in (("gRPC Predict", lambda batch: _grpc_predict(stub, batch)),
-                           ("gRPC Classify", lambda batch: _grpc_classify(stub, batch)),
-                           ("REST predict", lambda batch: _rest_predict(server, batch)),
-                           ("REST classify", lambda batch: _rest_classify(server, batch))):
+        for name, classify, call in (("gRPC Predict", False, lambda batch: _grpc_predict(stub, batch)),
+                                     ("gRPC Classify", True, lambda batch: _grpc_classify(stub, batch)),
+                                     ("REST predict", False, lambda batch: _rest_predict(server, batch)),
+                                     ("REST classify", True, lambda batch: _rest_classify(server, batch))):
             try:
                 names, scores = call(images)
                 times = []
@@ -214,7 +214,7 @@ def _check_over_server(starting, model_dir: str, examples: list, class_names: li
             unknown = sorted({c for row in names for c in row} - set(class_names))
             if unknown:
                 problems.append(f"{where}: {name} names classes outside {list(class_names)}: {unknown}")
-            if "Classify" in name or "classify" in name:
+            if classify:  # every row names every class, in label order
                 wrong = [row for row in names if list(row) != list(class_names)]
                 if wrong:
                     problems.append(f"{where}: {name} names classes {wrong[0]}, expected {list(class_names)}")
@@ -239,29 +239,13 @@ def _stop(starting) -> None:
         pass
 
 
-def _warmup_logs(model_dir: str) -> list:
-    """The candidate's warm-up PredictionLogs (none without the file)."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    path = os.path.join(model_dir, WARMUP_FILE)
-    if not os.path.exists(path):
-        return []
-    return [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
-
-
 # Each client call returns (class names per example, scores per example), as a
 # TF Serving client reads them; a wrong dtype raises ValueError.
 
 def _grpc_predict(stub, images: list) -> tuple:
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = SERVED_NAME
-    request.model_spec.signature_name = features.SERVING_SIGNATURE
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto(images, dtype=tf.string))
-    outputs = stub.Predict(request, timeout=RPC_TIMEOUT_S).outputs
+    outputs = stub.Predict(client.predict_request(SERVED_NAME, images), timeout=RPC_TIMEOUT_S).outputs
     for name, dtype in ((features.PROBABILITIES_OUTPUT, tf.float32), (features.CLASS_INDEX_OUTPUT, tf.int32),
                         (features.CLASS_NAME_OUTPUT, tf.string)):
         if name not in outputs:
@@ -305,8 +289,7 @@ def _b64(image: bytes) -> dict:
 
 
 def _rest_predict(server, images: list) -> tuple:
-    predictions = _rest(server, ":predict", {"signature_name": features.SERVING_SIGNATURE,
-                                             "instances": [_b64(i) for i in images]})["predictions"]
+    predictions = _rest(server, ":predict", client.predict_body(images))["predictions"]
     return ([[p[features.CLASS_NAME_OUTPUT]] for p in predictions],
             [p[features.PROBABILITIES_OUTPUT] for p in predictions])
 

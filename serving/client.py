@@ -92,9 +92,26 @@ def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
     return _in_process(model_dir)(images)
 
 
+def predict_body(images: Sequence[bytes]) -> dict:
+    """TF Serving's REST :predict body for serving_default (images as {"b64": ...})."""
+    return {"signature_name": features.SERVING_SIGNATURE,
+            "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}
+
+
+def predict_request(model: str, images: Sequence[bytes]):
+    """TF Serving's gRPC PredictRequest for `model`'s serving_default."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = features.SERVING_SIGNATURE
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+    return request
+
+
 def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
-    body = json.dumps({"signature_name": features.SERVING_SIGNATURE,
-                       "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
+    body = json.dumps(predict_body(images)).encode()
     url = f"{server.rstrip('/')}/v1/models/{urllib.parse.quote(model)}:predict"
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
@@ -112,12 +129,9 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: floa
 def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
     import grpc
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = features.SERVING_SIGNATURE
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+    request = predict_request(model, images)
     with grpc.insecure_channel(target) as channel:
         try:
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
