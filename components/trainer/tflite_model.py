@@ -81,7 +81,6 @@ class TFLiteModel:
         import tensorflow as tf
 
         content = model if isinstance(model, bytes) else open(model, "rb").read()
-        self.size_bytes = len(content)
         self.interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
         (self._input,) = self.interpreter.get_input_details()
         (self._output,) = self.interpreter.get_output_details()
@@ -107,10 +106,11 @@ def as_probabilities(output: np.ndarray) -> np.ndarray:
     return np.concatenate([1.0 - output, output], axis=1) if output.shape[-1] == 1 else output
 
 
-def convert(model, quantize: bool) -> bytes:
-    """The Keras model as TFLite, float32 or with dynamic-range int8 weights.
+def convert(model, quantizations=(False, True)) -> list:
+    """The Keras model as TFLite, once per entry of `quantizations`: float32
+    (False) or with dynamic-range int8 weights (True).
 
-    It goes through a SavedModel that Keras' ExportArchive writes (one
+    Both go through one SavedModel that Keras' ExportArchive writes (one
     signature, pixels -> output): converting a tf.function over a Keras 3
     model directly crashes the converter ("missing attribute 'value'")."""
     import keras
@@ -126,10 +126,13 @@ def convert(model, quantize: bool) -> bytes:
         spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32, name=INPUT_NAME)
         archive.add_endpoint("serving_default", predict, input_signature=[spec])
         archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if quantize:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
-        return converter.convert()
+        converted = []
+        for quantize in quantizations:
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            if quantize:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
+            converted.append(converter.convert())
+        return converted
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -157,9 +160,8 @@ def export(model, class_names: Sequence[str], export_dir: str, pixels: np.ndarra
               "0..255, from preprocess()", "examples": int(len(pixels)),
               "keras_accuracy": _accuracy(keras_probabilities, labels),
               "max_int8_accuracy_drop": MAX_INT8_ACCURACY_DROP, "variants": {}}
-    contents = {}
-    for name, quantize in (("float32", False), ("int8", True)):
-        contents[name] = convert(model, quantize)
+    contents = dict(zip(("float32", "int8"), convert(model, (False, True))))
+    for name in contents:
         tflite = TFLiteModel(contents[name], threads=1)
         probabilities = np.concatenate([tflite.probabilities(pixels[i:i + BATCH])
                                         for i in range(0, len(pixels), BATCH)])
