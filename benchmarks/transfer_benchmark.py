@@ -12,8 +12,8 @@ Trainer's augmentation unless --no-augment) on the same in-graph decoder:
 
 Generator-only trains on every committed generated face (the classic 80 and
 the wide family's 200; --generated DIR, repeatable, to try others); the
-leave-one-vendor-out models on what the default run trains on: the classic
-80 plus the other vendors' sets.
+leave-one-vendor-out models on what the default run trains on: the same
+generated faces plus the other vendors' sets.
 
     .venv/bin/python benchmarks/transfer_benchmark.py [--seeds 3] [--generated DIR]... [--json OUT]
 """
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--generator-only", action="store_true", help="skip the leave-one-vendor-out table")
     parser.add_argument("--lovo-generated", type=Path, action="append", default=None, metavar="DIR",
                         help="generated faces the leave-one-vendor-out models train on, repeatable "
-                        "(default: the classic 80, as the default run)")
+                        "(default: the classic 80 and the wide 200, as the default run)")
     parser.add_argument("--lovo-only", action="store_true", help="skip the generator-only table")
     parser.add_argument("--arch", choices=("reference", "residual"), default="reference",
                         help="the model: the reference CNN (the Trainer's) or the residual experiment")
@@ -115,7 +115,8 @@ def main() -> None:
 
     started = time.monotonic()
     generated = concat([load_folder(folder) for folder in folders])
-    default_generated = concat([load_folder(f) for f in args.lovo_generated or [emoji_faces.DEFAULT_DIR]])
+    default_generated = concat([load_folder(f) for f in args.lovo_generated or [emoji_faces.DEFAULT_DIR,
+                                                                                 emoji_faces.WIDE_DIR]])
     sets = {p.name: load_folder(p) for p in sorted(real_emoji_pack.PACK_DIR.iterdir()) if p.is_dir()}
     print(f"generated: {len(generated[1])} faces from {', '.join(map(str, folders))}; real sets: "
           + ", ".join(f"{n} {len(s[1])}" for n, s in sets.items())

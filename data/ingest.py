@@ -103,18 +103,18 @@ def split_of(source: Source, rel: str) -> str:
 
 
 def default_sources(held_out: Sequence[str]) -> list[Source]:
-    """What `happysad run` trains on without --data: the classic generated
-    faces, then every real-emoji set of the pack (data/real_emoji); the sets
-    named in held_out go to eval whole, for the gate. (The wide family's faces
-    are not in it: they transfer better but double the training images, and
-    then a seed misses 0.999 within 14 epochs; README, "which default".)"""
+    """What `happysad run` trains on without --data: the generated faces (the
+    classic 80 and the wide family's 200), then every real-emoji set of the
+    pack (data/real_emoji); the sets named in held_out go to eval whole, for
+    the gate. (The wide faces transfer to unseen vendors best; README, "which
+    default".)"""
     from happysad.data import emoji_faces, real_emoji_pack
 
     unknown = set(held_out) - set(real_emoji_pack.SETS)
     if unknown:
         raise IngestError(f"no real-emoji set named {', '.join(sorted(unknown))}; the pack has "
                           + ", ".join(sorted(real_emoji_pack.SETS)))
-    return [Source.of(emoji_faces.DEFAULT_DIR)] + [
+    return [Source.of(emoji_faces.DEFAULT_DIR), Source.of(emoji_faces.WIDE_DIR)] + [
         Source(real_emoji_pack.PACK_DIR / name, name, held_out=name in held_out)
         for name in sorted(real_emoji_pack.SETS)]
 

@@ -11,6 +11,9 @@ Facebook's art is not, and never appears here, not even for training):
   fluent-flat           fluentui-emoji 1.3.0           MIT           SVG
   fluent-modern         fluentui-emoji 1.3.0           MIT           SVG
   fluent-high-contrast  fluentui-emoji 1.3.0           MIT           SVG
+  fluent-3d             @lobehub/fluent-emoji-3d 1.1.0 MIT           256 px WebP (3D renders)
+  emojione              emojione 2.2.7                 CC-BY 4.0     SVG (EmojiOne 2, before its
+                                                                     licence changed in 3.0)
 
 Every image is composited onto white at 150x150 RGB, as ingestion would do.
 The images and ATTRIBUTION.md are committed; this script rebuilds them:
@@ -61,7 +64,12 @@ PACKAGES = {
     "emoji-datasource-twitter": "16.0.0",
     "openmoji": "17.0.0",
     "fluentui-emoji": "1.3.0",
+    "@lobehub/fluent-emoji-3d": "1.1.0",
+    "emojione": "2.2.7",
 }
+
+# Faces a set's package does not have: EmojiOne 2.2.7 predates Unicode 10 (2017).
+MISSING = {"emojione": {"1f929", "1f970", "1f97a", "1f92c"}}
 
 # set -> (package, licence, where the art comes from, a face's file in the package tarball:
 # {code} is the lower-case code point, {CODE} upper-case, {name} the CLDR short name)
@@ -77,6 +85,9 @@ SETS = {
                       "package/icons/modern/{name}.svg"),
     "fluent-high-contrast": ("fluentui-emoji", "MIT", "Microsoft Fluent Emoji (high contrast) via fluentui-emoji",
                              "package/icons/high-contrast/{name}.svg"),
+    "fluent-3d": ("@lobehub/fluent-emoji-3d", "MIT", "Microsoft Fluent Emoji (3D) via @lobehub/fluent-emoji-3d",
+                  "package/assets/{code}.webp"),
+    "emojione": ("emojione", "CC-BY 4.0", "EmojiOne 2 (emojione.com) via emojione", "package/assets/svg/{code}.svg"),
 }
 
 
@@ -91,7 +102,8 @@ def fetch_packages(into: Path) -> dict:
     into.mkdir(parents=True, exist_ok=True)
     tarballs = {}
     for package, version in PACKAGES.items():
-        tarball = into / f"{package}-{version}.tgz"
+        # npm names a scoped package's tarball without the @ and with - for /.
+        tarball = into / f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
         if not tarball.exists():
             subprocess.run(["npm", "pack", f"{package}@{version}", "--silent"], cwd=into, check=True,
                            stdout=subprocess.DEVNULL)
@@ -128,7 +140,9 @@ def build(tarballs: dict, out: Path = PACK_DIR) -> dict:
                 candidates = (template.format(code=c, CODE=c.upper(), name=name) for c in (code, f"{code}-fe0f"))
                 member = next((m for m in candidates if m in members), None)
                 if member is None:
-                    continue  # this vendor has no such face
+                    if code not in MISSING.get(set_name, ()):
+                        raise FileNotFoundError(f"{package} {PACKAGES[package]} has no {template} for U+{code.upper()}")
+                    continue
                 data = opened[package].extractfile(member).read()
                 render(data, member.endswith(".svg")).save(folder / f"{code}.png", optimize=True)
                 counts[set_name][class_name] = counts[set_name].get(class_name, 0) + 1
@@ -139,8 +153,9 @@ def build(tarballs: dict, out: Path = PACK_DIR) -> dict:
         "Built by `python -m happysad.data.real_emoji_pack` from the npm packages named below, each image\n"
         "composited onto white at 150x150. Apple's and Facebook's art is not redistributable and is not\n"
         "used. CC-BY 4.0 (Twemoji): Copyright 2020 Twitter, Inc and other contributors, graphics\n"
-        "licensed under CC-BY 4.0. CC-BY-SA 4.0 (OpenMoji): OpenMoji - the open-source emoji and icon\n"
-        "project, License: CC BY-SA 4.0; these renders are shared under the same licence.\n"
+        "licensed under CC-BY 4.0. CC-BY 4.0 (EmojiOne 2): Emoji artwork provided by EmojiOne\n"
+        "(emojione.com), licensed under CC-BY 4.0. CC-BY-SA 4.0 (OpenMoji): OpenMoji - the open-source\n"
+        "emoji and icon project, License: CC BY-SA 4.0; these renders are shared under the same licence.\n"
         "Apache-2.0 (Noto) and MIT (Fluent): see the packages' LICENSE files.\n\n"
         "| file | code point | source | licence |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
     return counts

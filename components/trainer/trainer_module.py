@@ -17,10 +17,10 @@ from happysad.components.trainer.training_config import TrainingConfig
 
 
 # Shuffling holds this many examples: bounded whatever the data size, and above
-# the default run's 172 so its order (and model) is the same as ever.
+# the default run's 357 so its order (and model) is the same as ever.
 SHUFFLE_BUFFER = 10_000
 # A split whose decoded pixels fit in this is decoded once and kept (the default
-# run's 172 faces are 46 MB): every later epoch runs at the plain-Keras floor.
+# run's 357 faces are 96 MB): every later epoch runs at the plain-Keras floor.
 # A larger one keeps its encoded bytes (~10 KB a face, not 270 KB) and decodes
 # every epoch, so memory grows by ~10 MB per 1,000 faces and 100,000 fit here.
 DECODED_CACHE_BYTES = 256 * 2**20

@@ -342,13 +342,15 @@ def test_the_split_of_an_image_does_not_depend_on_the_rest_of_the_folder(tmp_pat
     assert set(first.values()) == {"train", "eval"}
 
 
-def test_the_default_sources_hold_noto_out_and_name_the_generated_faces():
+def test_the_default_sources_hold_the_named_sets_out_and_name_the_generated_faces():
     from happysad.data import emoji_faces
+    from happysad.pipeline import configs
 
-    sources = ingest.default_sources(("noto",))
-    assert sources[0] == ingest.Source(emoji_faces.DEFAULT_DIR, "generated", False)
-    assert {s.name for s in sources if s.held_out} == {"noto"}
-    assert {"twemoji", "openmoji", "fluent-flat"} <= {s.name for s in sources[1:]}
+    sources = ingest.default_sources(configs.HELD_OUT_SOURCES)
+    assert sources[:2] == [ingest.Source(emoji_faces.DEFAULT_DIR, "generated", False),
+                           ingest.Source(emoji_faces.WIDE_DIR, "generated-wide", False)]
+    assert {s.name for s in sources if s.held_out} == {"emojione", "noto"}
+    assert {"twemoji", "openmoji", "fluent-flat", "fluent-3d"} <= {s.name for s in sources if not s.held_out}
     with pytest.raises(ingest.IngestError, match="no real-emoji set named apple"):
         ingest.default_sources(("apple",))
 

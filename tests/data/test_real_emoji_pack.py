@@ -14,8 +14,12 @@ def test_every_set_has_both_classes_and_the_extra_expressions():
     sets = sorted(p.name for p in PACK_DIR.iterdir() if p.is_dir())
     assert sets == sorted(real_emoji_pack.SETS)
     for name in sets:
-        counts = {c: len(list((PACK_DIR / name / c).glob("*.png"))) for c in real_emoji_pack.FACES}
-        assert counts == {"happy": 14, "sad": 14, "surprised": 5, "angry": 5}, (name, counts)
+        files = {c: sorted(p.stem for p in (PACK_DIR / name / c).glob("*.png")) for c in real_emoji_pack.FACES}
+        missing = real_emoji_pack.MISSING.get(name, set())
+        # Every face the issue measured, but those the vendor's package has not drawn.
+        assert files == {c: sorted(code for code, _ in faces if code not in missing)
+                         for c, faces in real_emoji_pack.FACES.items()}, name
+        assert len(files["happy"]) >= 12 and len(files["sad"]) >= 12, name
 
 
 def test_every_image_is_150px_rgb_on_white():
