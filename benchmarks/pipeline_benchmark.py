@@ -145,10 +145,18 @@ def trainer_memory(work: Path, cache_dir: Path, sizes=(1000, 10000), epochs: int
     return rows
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since its exec: VmHWM. (getrusage's ru_maxrss survives
+    exec, so a child started by a 1.7 GB benchmark process reported that as its own.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def _trainer_child(examples: Path, epochs: int) -> None:
     """Runs run_fn on ingest's files and prints {peak_rss_mb, images_per_s, train_images} as JSON."""
     import dataclasses
-    import resource
 
     from happysad.components.trainer import features, trainer_module
     from happysad.components.trainer.training_config import TrainingConfig
@@ -162,7 +170,7 @@ def _trainer_child(examples: Path, epochs: int) -> None:
     summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
     sources = json.loads((examples / "ingest_report.json").read_text())["sources"]
     train_images = sum(sum(splits.get("train", {}).values()) for splits in sources.values())
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    print(json.dumps({"peak_rss_mb": _peak_rss_mb(),
                       "epoch_s": summary["epoch_seconds"], "train_images": train_images}))
 
 
