@@ -334,7 +334,8 @@ def _add_data_flags(parser) -> None:
     parser.add_argument("--data", type=Path, action="append", default=None, metavar="DIR",
                         help="class-per-folder image folder, repeatable: the first one's sub-folders are the "
                         "class set, each folder is a `source` (default: the generated faces in data/emoji_faces "
-                        "plus the real-emoji sets in data/real_emoji, Noto held out)")
+                        "and data/emoji_faces_wide plus the real-emoji sets in data/real_emoji, Noto and EmojiOne "
+                        "held out)")
     parser.add_argument("--held-out", type=Path, action="append", default=[], metavar="DIR",
                         help="class-per-folder images the model never trains on, repeatable: all go to eval, "
                         "and the gate needs each folder's accuracy to reach its floor")
