@@ -110,13 +110,12 @@ def main() -> None:
                         help="the model: the reference CNN (the Trainer's) or the residual experiment")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    folders = args.generated or [emoji_faces.DEFAULT_DIR, emoji_faces.WIDE_DIR]
+    folders = args.generated or list(emoji_faces.TRAINING_DIRS)
     augment = not args.no_augment
 
     started = time.monotonic()
     generated = concat([load_folder(folder) for folder in folders])
-    default_generated = concat([load_folder(f) for f in args.lovo_generated or [emoji_faces.DEFAULT_DIR,
-                                                                                 emoji_faces.WIDE_DIR]])
+    default_generated = concat([load_folder(f) for f in args.lovo_generated or emoji_faces.TRAINING_DIRS])
     sets = {p.name: load_folder(p) for p in sorted(real_emoji_pack.PACK_DIR.iterdir()) if p.is_dir()}
     print(f"generated: {len(generated[1])} faces from {', '.join(map(str, folders))}; real sets: "
           + ", ".join(f"{n} {len(s[1])}" for n, s in sets.items())

@@ -36,11 +36,12 @@ SUPERSAMPLE = 4
 DEFAULT_COUNT = 80
 DEFAULT_SEED = 20261129
 DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"  # the seed's 80 classic faces
-# The wide family's committed set: what make bench-transfer's generator-only models train on
-# (with the classic 80); a run adds it with --data (README, "which default").
+# The wide family's committed set (README, "which default").
 WIDE_COUNT = 200
 WIDE_SEED = 20261130
 WIDE_DIR = Path(__file__).resolve().parent / "emoji_faces_wide"
+# The generated faces the default run trains on, and make bench-transfer with it.
+TRAINING_DIRS = (DEFAULT_DIR, WIDE_DIR)
 _PARALLEL_FROM = 400  # faces; below this, worker start-up costs more than it saves
 
 

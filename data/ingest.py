@@ -114,7 +114,7 @@ def default_sources(held_out: Sequence[str]) -> list[Source]:
     if unknown:
         raise IngestError(f"no real-emoji set named {', '.join(sorted(unknown))}; the pack has "
                           + ", ".join(sorted(real_emoji_pack.SETS)))
-    return [Source.of(emoji_faces.DEFAULT_DIR), Source.of(emoji_faces.WIDE_DIR)] + [
+    return [Source.of(folder) for folder in emoji_faces.TRAINING_DIRS] + [
         Source(real_emoji_pack.PACK_DIR / name, name, held_out=name in held_out)
         for name in sorted(real_emoji_pack.SETS)]
 
