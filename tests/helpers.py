@@ -1,10 +1,23 @@
 """What many tests share: where the repo and the `happysad` command are, and a
 tf.Example builder. Imported as `helpers` (pytest puts tests/ on sys.path)."""
+import contextlib
+import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HAPPYSAD = str(Path(sys.executable).parent / "happysad")  # the venv's console script
+
+
+@contextlib.contextmanager
+def removed_unless_failed(session, path: Path):
+    """A module's shared folder, deleted when its tests are done unless one of
+    them failed (then kept, to debug). pytest keeps such folders to the end of
+    the run, and the suite's would add up to GBs (pyproject's tmp_path note)."""
+    failed = session.testsfailed
+    yield path
+    if session.testsfailed == failed:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def example(**values) -> bytes:

@@ -9,16 +9,18 @@ from tensorflow_serving.apis import prediction_log_pb2
 from happysad.components.saved_model_bundle import SavedModelBundle
 from happysad.components.trainer import emoji_cnn, serving_signatures
 from happysad.data import emoji_faces
+from helpers import removed_unless_failed
 
 FACES = [(emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png").read_bytes() for c in ("happy", "sad") for i in range(2)]
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
+def export_dir(tmp_path_factory, request):
     tf.keras.utils.set_random_seed(4)
-    path = str(tmp_path_factory.mktemp("bundle") / "1")
-    serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], path, warmup_images=FACES)
-    return path
+    with removed_unless_failed(request.session, tmp_path_factory.mktemp("bundle")) as base:
+        path = str(base / "1")
+        serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], path, warmup_images=FACES)
+        yield path
 
 
 def test_the_export_carries_tf_serving_warmup_requests_for_both_signatures(export_dir):

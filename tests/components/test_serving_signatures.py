@@ -8,15 +8,16 @@ from PIL import Image
 from tensorflow.python.tools import saved_model_utils
 
 from happysad.components.trainer import emoji_cnn, serving_signatures
-from helpers import example
+from helpers import example, removed_unless_failed
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
+def export_dir(tmp_path_factory, request):
     tf.keras.utils.set_random_seed(3)
-    path = str(tmp_path_factory.mktemp("export") / "1")
-    serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], path)
-    return path
+    with removed_unless_failed(request.session, tmp_path_factory.mktemp("export")) as base:
+        path = str(base / "1")
+        serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], path)
+        yield path
 
 
 def _png(colour, size=(150, 150), mode="RGB") -> bytes:

@@ -10,7 +10,7 @@ from PIL import Image
 from happysad.components.saved_model_bundle import SavedModelBundle
 from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures, tflite_model
 from happysad.data import emoji_faces
-from helpers import REPO
+from helpers import REPO, removed_unless_failed
 
 FACES = [(emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png").read_bytes() for c in ("happy", "sad") for i in range(4)]
 NOTO = sorted((REPO / "data" / "real_emoji" / "noto").glob("*/*.png"))[:6]
@@ -59,15 +59,16 @@ def test_preprocess_refuses_what_is_not_an_image_a_truncated_one_and_a_decompres
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, request):
     """A random-weights CNN exported as the Trainer does: the SavedModel, then TFLite beside it."""
     tf.keras.utils.set_random_seed(2)
     model = emoji_cnn.build_model()
-    path = tmp_path_factory.mktemp("tflite") / "1"
-    serving_signatures.export(model, ["happy", "sad"], str(path))
-    pixels = np.stack([_in_graph(face) for face in FACES])
-    report = tflite_model.export(model, ["happy", "sad"], str(path), pixels, np.array([0] * 4 + [1] * 4))
-    return model, path, report, pixels
+    with removed_unless_failed(request.session, tmp_path_factory.mktemp("tflite")) as base:
+        path = base / "1"
+        serving_signatures.export(model, ["happy", "sad"], str(path))
+        pixels = np.stack([_in_graph(face) for face in FACES])
+        report = tflite_model.export(model, ["happy", "sad"], str(path), pixels, np.array([0] * 4 + [1] * 4))
+        yield model, path, report, pixels
 
 
 def test_the_tflite_model_answers_as_the_savedmodel_on_the_same_images(exported):

@@ -23,7 +23,7 @@ from ml_metadata.proto import metadata_store_pb2
 from happysad.data import emoji_faces, ingest
 from happysad.pipeline import configs, metadata
 
-from helpers import HAPPYSAD, REPO, example
+from helpers import HAPPYSAD, REPO, example, removed_unless_failed
 
 COMPONENTS = ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
               "SkewValidator", "previous_statistics_resolver", "DriftValidator", "ImageValidator", "DataGate",
@@ -72,9 +72,8 @@ class Workspace(types.SimpleNamespace):
         return sorted(p.name for p in push_dir.iterdir()) if push_dir.exists() else []
 
 
-def _workspace(tmp_path_factory, name) -> Workspace:
+def _workspace(base: Path) -> Workspace:
     """A copy of the default run's data (every source, same names), run with the same flags."""
-    base = tmp_path_factory.mktemp(name)
     sources = []
     for source in ingest.default_sources(configs.HELD_OUT_SOURCES):
         copy = base / "data" / source.name
@@ -90,8 +89,9 @@ def _report(ws) -> dict:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    return _workspace(tmp_path_factory, "e2e")
+def ws(tmp_path_factory, request):
+    with removed_unless_failed(request.session, tmp_path_factory.mktemp("e2e")) as base:
+        yield _workspace(base)
 
 
 @pytest.fixture(scope="module")
@@ -649,9 +649,9 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
     assert not serving.exists()
 
 
-def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path_factory, browser):
+def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path, browser):
     """The gate on a broken model, with the LocalDagRunner for a change."""
-    ws = _workspace(tmp_path_factory, "shuffled")
+    ws = _workspace(tmp_path)
     ws.sources = None  # the generated faces alone, every label shuffled
     files = sorted(ws.data.rglob("*.png"))
     rng = random.Random(1)
