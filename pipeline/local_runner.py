@@ -12,8 +12,10 @@ Blessed models are pushed to <serving dir>/<model name>/<version>/.
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import hashlib
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,9 +25,11 @@ from happysad.pipeline import configs
 
 DEFAULT_PIPELINE_ROOT = Path("pipeline_output")
 DEFAULT_SERVING_DIR = Path("serving_model")
-# One in-process worker: for ~100 examples, Beam's multi-process start-up
-# (a TensorFlow import per worker) costs more than it saves.
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# No Beam options unless the user gives some: Beam's defaults are already one
+# in-process worker, which for a few hundred examples beats a multi-process
+# start-up (a TensorFlow import per worker). And given any option, TFX's Beam
+# executors each build an sdist of TFX for remote workers (dependency_utils;
+# 1.2 s, and 48 MB left in the temp folder, per Beam component per run).
 RUNNERS = ("beam", "local")
 
 
@@ -174,6 +178,20 @@ def ingest_sources(data: Optional[Sequence[Path]], held_out: Sequence[Path], out
     return ingest.ingest(sources + [ingest.Source.of(d, held_out=True) for d in held_out], out_dir)
 
 
+@contextlib.contextmanager
+def _temp_folder_of_this_run():
+    """Python's temp files go to a folder removed when the run ends. Given any Beam
+    option, TFX's Beam executors build an sdist of TFX for remote workers in a
+    temp folder of their own and never remove it (48 MB per component per run)."""
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="happysad-run-") as folder:
+        tempfile.tempdir = folder
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous
+
+
 def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "beam",
                  examples_dir: Optional[Path] = None, presplit: bool = True,
                  held_out_sources: Sequence[str] = (),
@@ -209,7 +227,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         gate=gate,
         validation=validation,
         metadata_connection_config=metadata.connection_config(str(paths.metadata_path)),
-        beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *beam_args],
+        beam_pipeline_args=list(beam_args),
         enable_cache=enable_cache,
         span_window=span_window,
     ))
@@ -222,7 +240,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     # This run's own id: the run context it adds to ML Metadata (not "the latest").
     before = metadata.run_ids(str(paths.metadata_path), configs.PIPELINE_NAME)
     try:
-        with progress_lib.console_to_log(log_path) as console:
+        with progress_lib.console_to_log(log_path) as console, _temp_folder_of_this_run():
             reporter.stream = console  # status lines only; the rest is in the log
             dag_runner.run_with_ir(pipeline_ir)
     except Exception as e:  # name the component that was running when it broke

@@ -10,6 +10,7 @@ on changed data re-execute. Runs go through the CLI in a subprocess, as a user
 would type them.
 """
 import json
+import os
 import random
 import re
 import shutil
@@ -42,10 +43,11 @@ class Workspace(types.SimpleNamespace):
 
     def run(self, *extra, expect=(0,)):
         sources = getattr(self, "sources", None) or ["--data", str(self.data)]
+        self.tmp.mkdir(exist_ok=True)
         result = subprocess.run(
             [HAPPYSAD, "run", *sources, "--pipeline-root", str(self.root),
              "--serving-dir", str(self.serving), *extra],
-            cwd=REPO, capture_output=True, text=True, timeout=900)
+            cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "TMPDIR": str(self.tmp)})
         assert result.returncode in expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
         return result
 
@@ -80,7 +82,7 @@ def _workspace(base: Path) -> Workspace:
         shutil.copytree(source.folder, copy)
         sources += ["--held-out" if source.held_out else "--data", str(copy)]
     return Workspace(data=base / "data" / "generated", sources=sources, root=base / "pipeline_output",
-                     serving=base / "serving_model")
+                     serving=base / "serving_model", tmp=base / "tmp")
 
 
 def _report(ws) -> dict:
@@ -102,6 +104,14 @@ def first_run(ws):
     result.run_id = result.stdout.split("\nrun ", 1)[1].split()[0]
     result.version = re.search(r"\(version (\d+)\)", result.stdout).group(1)
     return result
+
+
+def test_a_run_leaves_nothing_in_the_temp_folder(ws, first_run):
+    """Every temporary file of a run is removed. TFX's Beam executors, given any Beam
+    option, each built an sdist of TFX in a temp folder and left it: 48 MB per Beam
+    component per run, which filled a CI disk."""
+    left = sorted(str(p.relative_to(ws.tmp)) for p in ws.tmp.rglob("*") if p.is_file())
+    assert left == [], f"{len(left)} files left in TMPDIR, e.g. {left[:5]}"
 
 
 def test_first_run_executes_every_component_once(ws, first_run):
@@ -650,7 +660,7 @@ def test_tfrecords_with_wrong_images_or_classes_stop_before_training(ws, first_r
 
 
 def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path, browser):
-    """The gate on a broken model, with the LocalDagRunner for a change."""
+    """The gate on a broken model, with the LocalDagRunner and a Beam option for a change."""
     ws = _workspace(tmp_path)
     ws.sources = None  # the generated faces alone, every label shuffled
     files = sorted(ws.data.rglob("*.png"))
@@ -665,8 +675,10 @@ def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path, bro
     shutil.rmtree(ws.data)
     staging.rename(ws.data)
 
-    result = ws.run("--runner", "local", expect=(3,))
+    result = ws.run("--runner", "local", "--beam-arg=--direct_running_mode=in_memory", expect=(3,))
     assert "blessed: NO" in result.stdout and "binary_accuracy value" in result.stdout
+    # Given a Beam option, TFX's Beam executors build an sdist of TFX each: the run removes them.
+    assert not [p for p in ws.tmp.rglob("*") if p.is_file()], "files left in TMPDIR"
     assert "pushed: nothing" in result.stdout
     assert ws.versions() == []
     (pusher,) = ws.executions("Pusher")
