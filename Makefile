@@ -14,7 +14,7 @@ run: venv
 	$(BIN)/happysad run $(ARGS)
 
 test: venv
-	$(BIN)/python -m pytest tests -q -rs $(ARGS)
+	$(BIN)/python -m pytest tests -q -rfEs $(ARGS)
 
 # Serve the pushed models over TF Serving's REST (:8501) and gRPC (:8500) APIs.
 serve: venv

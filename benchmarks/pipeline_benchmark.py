@@ -75,14 +75,14 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     from happysad.components.trainer.training_config import TrainingConfig
 
     train_files = [str(examples / "Split-train" / "*")]
-    run_dir = tempfile.mkdtemp()
-    fn_args = types.SimpleNamespace(
-        train_files=train_files, eval_files=[str(examples / "Split-eval" / "*")],
-        serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
-        custom_config={**dataclasses.asdict(TrainingConfig(epochs=epochs, threshold=2.0, seed=1, augment=False)),
-                       "class_names": ["happy", "sad"]})  # never stops early; the same pixels as Keras
-    trainer_module.run_fn(fn_args)
-    summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+    with tempfile.TemporaryDirectory() as run_dir:
+        fn_args = types.SimpleNamespace(
+            train_files=train_files, eval_files=[str(examples / "Split-eval" / "*")],
+            serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
+            custom_config={**dataclasses.asdict(TrainingConfig(epochs=epochs, threshold=2.0, seed=1, augment=False)),
+                           "class_names": ["happy", "sad"]})  # never stops early; the same pixels as Keras
+        trainer_module.run_fn(fn_args)
+        summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
     def arrays(files):
         pairs = list(trainer_module._dataset(files, 10).unbatch().as_numpy_iterator())
         return np.stack([p for p, _ in pairs]), np.array([label for _, label in pairs])
@@ -112,12 +112,12 @@ def seeds(examples: Path, count: int = 5) -> dict:
 
     epochs, accuracy = [], []
     for seed in range(1, count + 1):
-        run_dir = tempfile.mkdtemp()
-        trainer_module.run_fn(types.SimpleNamespace(
-            train_files=[str(examples / "Split-train" / "*")], eval_files=[str(examples / "Split-eval" / "*")],
-            serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
-            custom_config={**dataclasses.asdict(TrainingConfig(seed=seed)), "class_names": ["happy", "sad"]}))
-        summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+        with tempfile.TemporaryDirectory() as run_dir:
+            trainer_module.run_fn(types.SimpleNamespace(
+                train_files=[str(examples / "Split-train" / "*")], eval_files=[str(examples / "Split-eval" / "*")],
+                serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
+                custom_config={**dataclasses.asdict(TrainingConfig(seed=seed)), "class_names": ["happy", "sad"]}))
+            summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
         epochs.append(summary["threshold_epoch"] or 99)
         accuracy.append(summary["final_val_accuracy"])
     return {"epochs": epochs, "median": _median(epochs), "worst": max(epochs), "eval_accuracy": accuracy}
@@ -161,13 +161,13 @@ def _trainer_child(examples: Path, epochs: int) -> None:
     from happysad.components.trainer import features, trainer_module
     from happysad.components.trainer.training_config import TrainingConfig
 
-    run_dir = tempfile.mkdtemp()
-    trainer_module.run_fn(types.SimpleNamespace(
-        train_files=[str(examples / "train.tfrecord.gz")], eval_files=[str(examples / "eval.tfrecord.gz")],
-        serving_model_dir=tempfile.mkdtemp() + "/model", model_run_dir=run_dir,
-        custom_config={**dataclasses.asdict(TrainingConfig(epochs=epochs, threshold=2.0)),  # never stops early
-                       "class_names": ["happy", "sad"]}))
-    summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer_module.run_fn(types.SimpleNamespace(
+            train_files=[str(examples / "train.tfrecord.gz")], eval_files=[str(examples / "eval.tfrecord.gz")],
+            serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
+            custom_config={**dataclasses.asdict(TrainingConfig(epochs=epochs, threshold=2.0)),  # never stops early
+                           "class_names": ["happy", "sad"]}))
+        summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
     sources = json.loads((examples / "ingest_report.json").read_text())["sources"]
     train_images = sum(sum(splits.get("train", {}).values()) for splits in sources.values())
     print(json.dumps({"peak_rss_mb": _peak_rss_mb(),

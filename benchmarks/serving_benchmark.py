@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
         channel.close()
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     base_row = results["paths"]["in-process"]
     for name in ("REST", "gRPC"):
