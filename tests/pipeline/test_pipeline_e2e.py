@@ -41,6 +41,11 @@ HELD_OUT_FLOOR = 0.92
 class Workspace(types.SimpleNamespace):
     """data: the generated faces' folder; sources: the --data/--held-out flags (default: --data data)."""
 
+    @property
+    def tmp(self) -> Path:
+        """The runs' TMPDIR, beside the pipeline root."""
+        return self.root.parent / "tmp"
+
     def run(self, *extra, expect=(0,)):
         sources = getattr(self, "sources", None) or ["--data", str(self.data)]
         self.tmp.mkdir(exist_ok=True)
@@ -82,7 +87,7 @@ def _workspace(base: Path) -> Workspace:
         shutil.copytree(source.folder, copy)
         sources += ["--held-out" if source.held_out else "--data", str(copy)]
     return Workspace(data=base / "data" / "generated", sources=sources, root=base / "pipeline_output",
-                     serving=base / "serving_model", tmp=base / "tmp")
+                     serving=base / "serving_model")
 
 
 def _report(ws) -> dict:
