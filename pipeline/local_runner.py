@@ -11,8 +11,8 @@ Blessed models are pushed to <serving dir>/<model name>/<version>/.
 """
 from __future__ import annotations
 
-import dataclasses
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -25,11 +25,6 @@ from happysad.pipeline import configs
 
 DEFAULT_PIPELINE_ROOT = Path("pipeline_output")
 DEFAULT_SERVING_DIR = Path("serving_model")
-# No Beam options unless the user gives some: Beam's defaults are already one
-# in-process worker, which for a few hundred examples beats a multi-process
-# start-up (a TensorFlow import per worker). And given any option, TFX's Beam
-# executors each build an sdist of TFX for remote workers (dependency_utils;
-# 1.2 s, and 48 MB left in the temp folder, per Beam component per run).
 RUNNERS = ("beam", "local")
 
 
@@ -227,6 +222,10 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         gate=gate,
         validation=validation,
         metadata_connection_config=metadata.connection_config(str(paths.metadata_path)),
+        # Only the user's Beam options: Beam's defaults are already one in-process
+        # worker, which for a few hundred examples beats a multi-process start-up
+        # (a TensorFlow import per worker). Given any option, TFX's Beam executors
+        # each build an sdist of TFX for remote workers (1.2 s per Beam component).
         beam_pipeline_args=list(beam_args),
         enable_cache=enable_cache,
         span_window=span_window,

@@ -1,5 +1,5 @@
-"""What many tests share: where the repo and the `happysad` command are, and a
-tf.Example builder. Imported as `helpers` (pytest puts tests/ on sys.path)."""
+"""What many tests share: where the repo and the `happysad` command are, a
+tf.Example builder and a self-removing folder. Imported as `helpers` (pytest puts tests/ on sys.path)."""
 import contextlib
 import shutil
 import sys
