@@ -63,6 +63,19 @@ def _examples_dir(work: Path) -> Path:
     return next((work / "beam-0" / "root" / "ImportExampleGen" / "examples").iterdir())
 
 
+def _run_fn(train_files: list, eval_files: list, **training) -> dict:
+    """The Trainer's run_fn on two class names, in a temp folder; returns its training summary."""
+    from happysad.components.trainer import features, trainer_module
+    from happysad.components.trainer.training_config import TrainingConfig
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer_module.run_fn(types.SimpleNamespace(
+            train_files=train_files, eval_files=eval_files,
+            serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
+            custom_config={**dataclasses.asdict(TrainingConfig(**training)), "class_names": ["happy", "sad"]}))
+        return json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+
+
 def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     """Images/s in the Trainer's run_fn (its tf.data input) vs. a plain Keras fit
     of the same model on the same pixels already decoded in memory. Epoch 1
@@ -71,24 +84,18 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from happysad.components.trainer import emoji_cnn, features, trainer_module, training_report
-    from happysad.components.trainer.training_config import TrainingConfig
+    from happysad.components.trainer import emoji_cnn, trainer_module, training_report
 
-    train_files = [str(examples / "Split-train" / "*")]
-    with tempfile.TemporaryDirectory() as run_dir:
-        fn_args = types.SimpleNamespace(
-            train_files=train_files, eval_files=[str(examples / "Split-eval" / "*")],
-            serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
-            custom_config={**dataclasses.asdict(TrainingConfig(epochs=epochs, threshold=2.0, seed=1, augment=False)),
-                           "class_names": ["happy", "sad"]})  # never stops early; the same pixels as Keras
-        trainer_module.run_fn(fn_args)
-        summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+    train_files, eval_files = [str(examples / "Split-train" / "*")], [str(examples / "Split-eval" / "*")]
+    # Never stops early (threshold 2); no augmentation: the same pixels as Keras.
+    summary = _run_fn(train_files, eval_files, epochs=epochs, threshold=2.0, seed=1, augment=False)
+
     def arrays(files):
         pairs = list(trainer_module._dataset(files, 10).unbatch().as_numpy_iterator())
         return np.stack([p for p, _ in pairs]), np.array([label for _, label in pairs])
 
     x, y = arrays(train_files)
-    validation = arrays(fn_args.eval_files)
+    validation = arrays(eval_files)
     n = len(x)
     trainer_epoch_s = summary["epoch_seconds"][1:]
 
@@ -107,17 +114,9 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
 
 
 def seeds(examples: Path, count: int = 5) -> dict:
-    from happysad.components.trainer import features, trainer_module
-    from happysad.components.trainer.training_config import TrainingConfig
-
     epochs, accuracy = [], []
     for seed in range(1, count + 1):
-        with tempfile.TemporaryDirectory() as run_dir:
-            trainer_module.run_fn(types.SimpleNamespace(
-                train_files=[str(examples / "Split-train" / "*")], eval_files=[str(examples / "Split-eval" / "*")],
-                serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
-                custom_config={**dataclasses.asdict(TrainingConfig(seed=seed)), "class_names": ["happy", "sad"]}))
-            summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+        summary = _run_fn([str(examples / "Split-train" / "*")], [str(examples / "Split-eval" / "*")], seed=seed)
         epochs.append(summary["threshold_epoch"] or 99)
         accuracy.append(summary["final_val_accuracy"])
     return {"epochs": epochs, "median": _median(epochs), "worst": max(epochs), "eval_accuracy": accuracy}
@@ -156,18 +155,8 @@ def _peak_rss_mb() -> float:
 
 def _trainer_child(examples: Path, epochs: int) -> None:
     """Runs run_fn on ingest's files and prints {peak_rss_mb, images_per_s, train_images} as JSON."""
-    import dataclasses
-
-    from happysad.components.trainer import features, trainer_module
-    from happysad.components.trainer.training_config import TrainingConfig
-
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer_module.run_fn(types.SimpleNamespace(
-            train_files=[str(examples / "train.tfrecord.gz")], eval_files=[str(examples / "eval.tfrecord.gz")],
-            serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
-            custom_config={**dataclasses.asdict(TrainingConfig(epochs=epochs, threshold=2.0)),  # never stops early
-                           "class_names": ["happy", "sad"]}))
-        summary = json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+    summary = _run_fn([str(examples / "train.tfrecord.gz")], [str(examples / "eval.tfrecord.gz")],
+                      epochs=epochs, threshold=2.0)  # never stops early
     sources = json.loads((examples / "ingest_report.json").read_text())["sources"]
     train_images = sum(sum(splits.get("train", {}).values()) for splits in sources.values())
     print(json.dumps({"peak_rss_mb": _peak_rss_mb(),
