@@ -46,6 +46,9 @@ class Workspace(types.SimpleNamespace):
         """The runs' TMPDIR, beside the pipeline root."""
         return self.root.parent / "tmp"
 
+    def files_left_in_tmp(self) -> list:
+        return sorted(str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*") if p.is_file())
+
     def run(self, *extra, expect=(0,)):
         sources = getattr(self, "sources", None) or ["--data", str(self.data)]
         self.tmp.mkdir(exist_ok=True)
@@ -115,7 +118,7 @@ def test_a_run_leaves_nothing_in_the_temp_folder(ws, first_run):
     """Every temporary file of a run is removed. TFX's Beam executors, given any Beam
     option, each built an sdist of TFX in a temp folder and left it: 48 MB per Beam
     component per run, which filled a CI disk."""
-    left = sorted(str(p.relative_to(ws.tmp)) for p in ws.tmp.rglob("*") if p.is_file())
+    left = ws.files_left_in_tmp()
     assert left == [], f"{len(left)} files left in TMPDIR, e.g. {left[:5]}"
 
 
@@ -683,7 +686,7 @@ def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path, bro
     result = ws.run("--runner", "local", "--beam-arg=--direct_running_mode=in_memory", expect=(3,))
     assert "blessed: NO" in result.stdout and "binary_accuracy value" in result.stdout
     # Given a Beam option, TFX's Beam executors build an sdist of TFX each: the run removes them.
-    assert not [p for p in ws.tmp.rglob("*") if p.is_file()], "files left in TMPDIR"
+    assert ws.files_left_in_tmp() == []
     assert "pushed: nothing" in result.stdout
     assert ws.versions() == []
     (pusher,) = ws.executions("Pusher")
