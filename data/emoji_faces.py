@@ -40,6 +40,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "emoji_faces"  # the seed's 80 c
 WIDE_COUNT = 200
 WIDE_SEED = 20261130
 WIDE_DIR = Path(__file__).resolve().parent / "emoji_faces_wide"
+SMALL_FACE_SHARE = 0.27  # of the wide pairs, drawn at OpenMoji's size (README, "Which default")
 # The generated faces the default run trains on, and make bench-transfer with it.
 TRAINING_DIRS = (DEFAULT_DIR, WIDE_DIR)
 _PARALLEL_FROM = 400  # faces; below this, worker start-up costs more than it saves
@@ -159,7 +160,7 @@ def sample_wide_style(rng: np.random.Generator) -> FaceStyle:
     radius = rng.uniform(0.36, 0.42) if ("halo" in props or "hearts" in props) else rng.uniform(0.40, 0.49)
     slack = min(0.03, 0.5 - radius - 0.01)
     center = (0.5 + rng.uniform(-slack, slack), 0.5 + rng.uniform(0.0 if "halo" in props else -slack, slack))
-    return FaceStyle(
+    style = FaceStyle(
         background=background,
         radius=radius,
         center=center,
@@ -190,6 +191,12 @@ def sample_wide_style(rng: np.random.Generator) -> FaceStyle:
         mouth_fill=None if line_art or rng.random() < 0.5 else _hsv(rng.uniform(0.95, 1.0), 0.7, 0.45),
         pixels=int(rng.choice([0, 0, 0, rng.integers(48, 80)])),
     )
+    # OpenMoji draws its faces at about two thirds of the canvas (radius about
+    # 0.33), smaller than any face above: a share of the pairs is drawn that
+    # small. Drawn last, so the other draws stay as they were (README, "Which default").
+    if rng.random() < SMALL_FACE_SHARE:
+        style = dataclasses.replace(style, radius=min(float(rng.uniform(0.28, 0.36)), style.radius))
+    return style
 
 
 def render_face(style: FaceStyle, expression: str) -> Image.Image:
