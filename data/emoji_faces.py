@@ -195,7 +195,7 @@ def sample_wide_style(rng: np.random.Generator) -> FaceStyle:
     # 0.33), smaller than any face above: a share of the pairs is drawn that
     # small. Drawn last, so the other draws stay as they were (README, "Which default").
     if rng.random() < SMALL_FACE_SHARE:
-        style = dataclasses.replace(style, radius=min(float(rng.uniform(0.28, 0.36)), style.radius))
+        style = dataclasses.replace(style, radius=float(rng.uniform(0.28, 0.36)))
     return style
 
 
