@@ -66,7 +66,15 @@ def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
         ds = tf.data.Dataset.zip((ds, keys)).map(
             lambda batch, key: (emoji_cnn.augment(batch[0], key), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNING)
+
+
+# tf.data's autotuning made every second epoch or so wait about 1 s before its
+# first batch (the last epoch's iterator winding down): 5-7 s of the default
+# run's 8 epochs. Without it AUTOTUNE means one thread per core, and the batches
+# (so the trained weights) are the same.
+_NO_AUTOTUNING = tf.data.Options()
+_NO_AUTOTUNING.autotune.enabled = False
 
 
 WARMUP_REQUESTS = 4  # real eval faces replayed by TF Serving at load
