@@ -6,10 +6,12 @@ Flags -> a small typed config -> create_pipeline() arguments. Heavy imports
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -538,5 +540,27 @@ def main(argv=None) -> int:
     return args.func(args)
 
 
+def run_as_program() -> None:
+    """The `happysad` command: main(), then an exit without Python's module teardown.
+
+    Tearing down TensorFlow's, Beam's and TFMA's modules took 1.2 s after an
+    `inspect` and 2.8 s after a cold `run` here, with nothing left to do: each
+    command has closed its files and stopped its servers by then. So the
+    process waits for its threads and runs its exit handlers (logs flushed,
+    temporary folders removed), as Python's shutdown would, then ends. An
+    exception still ends it the usual way."""
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe (`happysad inspect | head`): Python's own exit status for it
+        os._exit(120)
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_program()
