@@ -71,8 +71,8 @@ def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
 
 # tf.data's autotuning made every second epoch or so wait about 1 s before its
 # first batch (the last epoch's iterator winding down): 5-7 s of the default
-# run's 8 epochs. Without it AUTOTUNE means one thread per core, and the batches
-# (so the trained weights) are the same.
+# run's 8 epochs. Without it AUTOTUNE falls back to fixed defaults, and the
+# batches (so the trained weights) are the same (README, Performance).
 _NO_AUTOTUNING = tf.data.Options()
 _NO_AUTOTUNING.autotune.enabled = False
 
