@@ -1,7 +1,7 @@
 """How the model transfers to real emoji art it never trained on: `make bench-transfer`.
 
 A script that prints figures (not a test). Two tables, happy vs sad, medians
-over seeds, with the Trainer's recipe (the reference CNN, stop at 0.999
+over seeds, with the Trainer's recipe (the reference CNN or --arch lite0, stop at 0.999
 training accuracy, at most 15 epochs, batch 10, shuffled every epoch, with the
 Trainer's augmentation unless --no-augment) on the same in-graph decoder:
 
@@ -79,9 +79,11 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list, 
     import tensorflow as tf
 
     from happysad.components.trainer import emoji_cnn, trainer_module
+    from happysad.components.trainer.training_config import TrainingConfig
 
     keras.utils.set_random_seed(seed)
-    model = build_residual() if arch == "residual" else emoji_cnn.build_model()
+    model = (build_residual() if arch == "residual"
+             else trainer_module.build_model(TrainingConfig(architecture=arch), num_classes=2))
     data = trainer_module.batches(tf.data.Dataset.from_tensor_slices(train), 10, seed, augment)
     stop = emoji_cnn.StopAtAccuracy(0.999)
     model.fit(data, epochs=15, verbose=0, callbacks=[stop])
@@ -106,8 +108,9 @@ def main() -> None:
                         help="generated faces the leave-one-vendor-out models train on, repeatable "
                         "(default: the classic 80 and the wide 200, as the default run)")
     parser.add_argument("--lovo-only", action="store_true", help="skip the generator-only table")
-    parser.add_argument("--arch", choices=("reference", "residual"), default="reference",
-                        help="the model: the reference CNN (the Trainer's) or the residual experiment")
+    parser.add_argument("--arch", choices=("reference", "lite0", "residual"), default="reference",
+                        help="the model: one of the Trainer's (the reference CNN, EfficientNet-Lite0) or the "
+                        "residual experiment")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     folders = args.generated or list(emoji_faces.TRAINING_DIRS)

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from happysad.components.trainer import features
+from happysad.components.trainer.training_config import ARCHITECTURES
 from happysad.pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
 
 EXIT_FAILED = 1
@@ -94,7 +95,8 @@ def _check_run_args(parser, args) -> None:
         parser.error(f"--epochs must be at least 1 (got {args.epochs})")
     if not 0 < args.threshold <= 1:
         parser.error(f"--threshold is an accuracy in (0, 1] (got {args.threshold})")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):  # float() takes "inf" and "nan"
+    rate = args.learning_rate  # None: the architecture's own
+    if rate is not None and not (math.isfinite(rate) and rate > 0):  # float() takes "inf" and "nan"
         parser.error(f"--learning-rate must be positive and finite (got {args.learning_rate})")
     for flag, folder in (("--pipeline-root", args.pipeline_root), ("--serving-dir", args.serving_dir)):
         if folder is not None:
@@ -128,7 +130,8 @@ def cmd_run(args) -> int:
     config = local_runner.RunConfig(
         data=args.data, held_out=args.held_out, tfrecords=args.tfrecords, classes=args.classes, runner=args.runner,
         training=configs.TrainingConfig(epochs=args.epochs, threshold=args.threshold, seed=args.seed,
-                                        learning_rate=args.learning_rate, augment=args.augment),
+                                        architecture=args.arch, learning_rate=args.learning_rate,
+                                        augment=args.augment),
         pipeline_root=args.pipeline_root, serving_dir=args.serving_dir, beam_args=args.beam_arg,
         enable_cache=not args.no_cache, span_window=args.span_window)
     try:
@@ -386,8 +389,11 @@ def add_run_parser(sub) -> None:
     run.add_argument("--threshold", type=float, default=defaults.threshold,
                      help="stop when training accuracy reaches this (default: %(default)s)")
     run.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: %(default)s)")
+    run.add_argument("--arch", choices=ARCHITECTURES, default=defaults.architecture,
+                     help="the model: the seed's CNN, or EfficientNet-Lite0 pretrained on ImageNet (reads more "
+                     "vendors' art; ~2x the training time; README) (default: %(default)s)")
     run.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                     help="Adam learning rate (default: %(default)s)")
+                     help="Adam learning rate (default: the architecture's, 1e-3 reference, 1e-4 lite0)")
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=defaults.augment,
                      help="random flips/rotation/zoom/contrast on the training split (default: on; see the "
                      "README's transfer table)")

@@ -138,9 +138,11 @@ def _training(s) -> str:
     if not s.training:
         return "<h2>Training</h2><p>The Trainer did not run.</p>"
     t = s.training
-    out = ["<h2>Training</h2>", _table(["epochs run", "threshold epoch", "final accuracy", "final eval accuracy"],
-                                       [(t["epochs_run"], t["threshold_epoch"], f"{t['final_accuracy']:.4f}",
-                                         f"{t['final_val_accuracy']:.4f}")], {0, 1, 2, 3})]
+    out = ["<h2>Training</h2>", _table(["model", "epochs run", "threshold epoch", "final accuracy",
+                                        "final eval accuracy"],
+                                       [(t.get("architecture", "reference"), t["epochs_run"], t["threshold_epoch"],
+                                         f"{t['final_accuracy']:.4f}", f"{t['final_val_accuracy']:.4f}")],
+                                       {1, 2, 3, 4})]
     if s.training_curves and os.path.exists(s.training_curves):
         out.append(_img(Path(s.training_curves).read_bytes(), "training curves", 'id=curves style="max-width:100%"'))
     return "\n".join(out)

@@ -427,7 +427,7 @@ def format_summary(summary: RunSummary) -> str:
         hit = (f"reached {t['threshold']} at epoch {t['threshold_epoch']}" if t["threshold_epoch"]
                else f"did NOT reach {t['threshold']} in {t['epochs_run']} epochs")
         lines.append(f"training: {hit}; final accuracy {t['final_accuracy']:.4f}, "
-                     f"eval accuracy {t['final_val_accuracy']:.4f}")
+                     f"eval accuracy {t['final_val_accuracy']:.4f}; model {t.get('architecture', 'reference')}")
     if summary.training_curves:
         lines.append(f"  curves: {summary.training_curves}")
     if summary.metrics:

@@ -43,16 +43,22 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
         raise FileNotFoundError(f"{keras_path} is missing: this model was exported before `explain` existed; "
                                 "push a new one with `make run`")
     model = keras.models.load_model(keras_path)
-    # A loaded Sequential has no symbolic outputs: rewire its layers into a
-    # model that also returns every convolution's activations.
     size = image_decoding.IMAGE_SIZE
-    x = inputs = keras.Input(shape=(size, size, image_decoding.CHANNELS))
-    convs, conv_outputs = [], []
-    for layer in model.layers:
-        x = layer(x)
-        if isinstance(layer, keras.layers.Conv2D):
-            convs.append(layer)
-            conv_outputs.append(x)
+    if isinstance(model, keras.Sequential):
+        # A loaded Sequential has no symbolic outputs: rewire its layers into a
+        # model that also returns every convolution's activations.
+        x = inputs = keras.Input(shape=(size, size, image_decoding.CHANNELS))
+        convs, conv_outputs = [], []
+        for layer in model.layers:
+            x = layer(x)
+            if isinstance(layer, keras.layers.Conv2D):
+                convs.append(layer)
+                conv_outputs.append(x)
+    else:  # a functional model (lite0): its graph already names every layer's output
+        inputs, x = model.inputs, model.outputs[0]
+        convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
+        conv_outputs = [layer.output for layer in convs]
+    convs, conv_outputs = _shown(convs), _shown(conv_outputs)
     probe = keras.Model(inputs, conv_outputs + [x])
     pixels = image_decoding.decode_image(tf.constant(image_bytes))[tf.newaxis]
     with tf.GradientTape(persistent=True) as tape:
@@ -77,6 +83,16 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
         cam=cam.numpy(),
         activations=[(layer.name, a[0].numpy()) for layer, a in zip(convs, activations)],
     )
+
+
+MAX_CONV_ROWS = 6  # a deep model's convolutions, evenly spaced, ending at the last (Grad-CAM's)
+
+
+def _shown(items: list) -> list:
+    if len(items) <= MAX_CONV_ROWS:
+        return items
+    step = (len(items) - 1) / (MAX_CONV_ROWS - 1)
+    return [items[round(i * step)] for i in range(MAX_CONV_ROWS)]
 
 
 def _smooth(values: np.ndarray) -> np.ndarray:

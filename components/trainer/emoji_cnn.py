@@ -23,7 +23,10 @@ REFERENCE_LAYERS = [
 ]
 
 
-def build_model(learning_rate: float = 1e-3, num_classes: int = 2) -> keras.Model:
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2) -> keras.Model:
     """Input(150,150,3) of 0..255 pixels, compiled.
 
     Two classes: the reference head, P(class index 1) from one sigmoid unit with

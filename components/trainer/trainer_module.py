@@ -1,4 +1,5 @@
-"""TFX Trainer entry point: run_fn trains the reference CNN and exports it (SavedModel, and TFLite beside it).
+"""TFX Trainer entry point: run_fn trains the reference CNN (or EfficientNet-Lite0) and exports it
+(SavedModel, and TFLite beside it).
 
 custom_config (set by pipeline/pipeline.py): a TrainingConfig's fields, the
 sorted class_names and the code_version.
@@ -11,8 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from happysad.components.trainer import (emoji_cnn, features, image_decoding, serving_signatures, tflite_model,
-                                         training_report)
+from happysad.components.trainer import (efficientnet_lite0, emoji_cnn, features, image_decoding, serving_signatures,
+                                         tflite_model, training_report)
 from happysad.components.trainer.training_config import TrainingConfig
 
 
@@ -77,6 +78,14 @@ _NO_AUTOTUNING = tf.data.Options()
 _NO_AUTOTUNING.autotune.enabled = False
 
 
+def build_model(training: TrainingConfig, num_classes: int) -> keras.Model:
+    """The compiled model training.architecture names, at its learning rate."""
+    if training.architecture == "lite0":
+        return efficientnet_lite0.build_model(training.learning_rate or efficientnet_lite0.DEFAULT_LEARNING_RATE,
+                                              num_classes)
+    return emoji_cnn.build_model(training.learning_rate or emoji_cnn.DEFAULT_LEARNING_RATE, num_classes)
+
+
 WARMUP_REQUESTS = 4  # real eval faces replayed by TF Serving at load
 
 
@@ -113,7 +122,7 @@ def run_fn(fn_args):
     train = _dataset(fn_args.train_files, training.batch_size, shuffle_seed=seed, label_dtype=label_dtype,
                      augment=training.augment)
     evaluation = _dataset(fn_args.eval_files, training.batch_size, label_dtype=label_dtype)
-    model = emoji_cnn.build_model(learning_rate=training.learning_rate, num_classes=num_classes)
+    model = build_model(training, num_classes)
     stop = emoji_cnn.StopAtAccuracy(training.threshold)
     timer = training_report.EpochTimer()
     history = model.fit(
@@ -136,6 +145,7 @@ def run_fn(fn_args):
     summary["tflite_seconds"] = round(time.perf_counter() - started, 2)
     summary["seed"] = seed
     summary["augment"] = training.augment
+    summary["architecture"] = training.architecture
     summary["class_names"] = class_names
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, features.TRAINING_SUMMARY_FILE), "w") as f:

@@ -1,6 +1,10 @@
 """The Trainer's settings, one dataclass on both sides of TFX's custom_config."""
 import dataclasses
 
+# The models run_fn can train (trainer_module.build_model): "reference" is the
+# seed's CNN; "lite0" is EfficientNet-Lite0 pretrained on ImageNet, fine-tuned.
+ARCHITECTURES = ("reference", "lite0")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
@@ -11,10 +15,15 @@ class TrainingConfig:
     batch_size: int = 10  # the reference's batch
     threshold: float = 0.999  # stop once epoch training accuracy reaches this
     seed: int = 42
-    learning_rate: float = 1e-3
+    architecture: str = "reference"
+    learning_rate: float | None = None  # Adam's; None: the architecture's own (1e-3 reference, 1e-4 lite0)
     # Random flips/rotation/zoom/contrast on the training split: with them the
     # model reads art styles it never trained on far better (README).
     augment: bool = True
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}: choose one of {', '.join(ARCHITECTURES)}")
 
     @classmethod
     def from_custom_config(cls, custom_config: dict) -> "TrainingConfig":

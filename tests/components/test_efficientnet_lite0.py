@@ -1,0 +1,130 @@
+"""The lite0 architecture: its pretrained weights read without torch, loaded whole, frozen where they
+should be, and exported so that TF Serving's session loader runs it."""
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from happysad.components.saved_model_bundle import SavedModelBundle
+from happysad.components.trainer import efficientnet_lite0, image_decoding, serving_signatures, torch_weights
+from happysad.data import emoji_faces
+from helpers import removed_unless_failed
+
+FACES = [(emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png").read_bytes() for c in ("happy", "sad") for i in range(2)]
+
+
+@pytest.fixture(scope="module")
+def state():
+    return torch_weights.load_state_dict(efficientnet_lite0.weights_path())
+
+
+@pytest.fixture(scope="module")
+def model():
+    tf.keras.utils.set_random_seed(3)
+    return efficientnet_lite0.build_model()
+
+
+def test_the_installed_weights_read_without_torch(state):
+    assert "torch" not in sys.modules
+    assert len(state) == 296
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert state["_blocks.15._project_conv.weight"].shape == (320, 1152, 1, 1)
+    assert state["_fc.weight"].shape == (1000, 1280)
+    variances = [v for k, v in state.items() if k.endswith("running_var")]
+    # Non-negative; a few channels are dead (variance 0) in ImageNet's own checkpoint.
+    assert len(variances) == 49 and all((v >= 0).all() and np.median(v) > 0 for v in variances)
+    # Trained weights, not zeros or an initialiser's noise: ImageNet's stem has structure across colours.
+    stem = state["_conv_stem.weight"]
+    assert stem.dtype == np.float32 and 0.1 < np.abs(stem).mean() < 10
+
+
+def test_a_pickle_naming_any_other_class_is_refused_and_runs_nothing(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (subprocess.call, (["touch", str(tmp_path / "pwned")],))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        for header in (torch_weights._MAGIC_NUMBER, torch_weights._PROTOCOL_VERSION, {}):
+            pickle.dump(header, f, protocol=2)
+        pickle.dump({"weight": Exploit()}, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match=r"evil\.pth: \w+\.call is not part of a state_dict"):
+        torch_weights.load_state_dict(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_truncated_or_foreign_file_is_a_clear_error(tmp_path):
+    data = Path(efficientnet_lite0.weights_path()).read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[:-1000])
+    with pytest.raises(ValueError, match=r"cut\.pth is truncated"):
+        torch_weights.load_state_dict(tmp_path / "cut.pth")
+    (tmp_path / "zip.pth").write_bytes(b"PK\x03\x04" + data[:100])
+    with pytest.raises(ValueError, match=r"zip\.pth is not a legacy-format torch.save file"):
+        torch_weights.load_state_dict(tmp_path / "zip.pth")
+
+
+def test_every_convolution_and_batchnorm_comes_from_the_file(model, state):
+    import keras
+
+    layers = {layer.name: layer for layer in model.layers}
+    np.testing.assert_array_equal(layers["conv_stem"].get_weights()[0],
+                                  state["_conv_stem.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(layers["blocks_7_depthwise_conv"].get_weights()[0],
+                                  state["_blocks.7._depthwise_conv.weight"].transpose(2, 3, 0, 1))
+    np.testing.assert_array_equal(layers["blocks_7_bn1"].moving_variance.numpy(), state["_blocks.7._bn1.running_var"])
+    convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert (len(convs), len(norms)) == (49, 49)
+    # Every layer frozen to ImageNet's statistics; everything else trains.
+    assert not any(layer.trainable for layer in norms) and all(layer.trainable for layer in convs)
+
+
+def test_a_file_missing_a_layer_or_with_a_wrong_shape_loads_nothing_silently(model, state, monkeypatch):
+    missing = {k: v for k, v in state.items() if not k.startswith("_blocks.4._bn1.")}
+    monkeypatch.setattr(torch_weights, "load_state_dict", lambda path: missing)
+    with pytest.raises(ValueError, match="no weights for layer blocks_4_bn1"):
+        efficientnet_lite0.load_pretrained(model, "some.pth")
+    reshaped = dict(state, **{"_conv_head.weight": np.zeros((1280, 160, 1, 1), np.float32)})
+    monkeypatch.setattr(torch_weights, "load_state_dict", lambda path: reshaped)
+    with pytest.raises(ValueError, match=r"_conv_head has shapes .* layer conv_head wants"):
+        efficientnet_lite0.load_pretrained(model, "some.pth")
+
+
+def test_training_leaves_the_frozen_statistics_alone(model):
+    before = model.get_layer("blocks_3_bn0").moving_mean.numpy().copy()
+    head = model.get_layer("head").get_weights()[0].copy()
+    pixels = image_decoding.decode_batch(tf.constant(FACES))
+    model.fit(pixels, np.array([0, 0, 1, 1], np.float32), epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.get_layer("blocks_3_bn0").moving_mean.numpy(), before)
+    assert not np.allclose(model.get_layer("head").get_weights()[0], head)
+
+
+@pytest.fixture(scope="module")
+def export_dir(model, tmp_path_factory, request):
+    with removed_unless_failed(request.session, tmp_path_factory.mktemp("lite0")) as base:
+        path = str(base / "1")
+        serving_signatures.export(model, ["happy", "sad"], path, warmup_images=FACES)
+        yield path
+
+
+def test_tf_serving_s_session_loader_runs_it_and_agrees_with_keras(model, export_dir, tmp_path):
+    """The failure of issue 1 ("Could not find variable") shows only on this path."""
+    own = model(image_decoding.decode_batch(tf.constant(FACES)), training=False).numpy()[:, 0]
+    bundle = SavedModelBundle(export_dir)
+    assert bundle.warm_up() == 2 * len(FACES)
+    served = bundle.run("serving_default", {"images": np.array(FACES, dtype=object)})
+    bundle.close()
+    np.testing.assert_allclose(served["probabilities"][:, 1], own, atol=1e-5)
+
+    images = tmp_path / "imgs.npy"
+    np.save(images, np.array(FACES[:1], dtype=object))
+    cli = str(Path(sys.executable).parent / "saved_model_cli")
+    result = subprocess.run([cli, "run", "--dir", export_dir, "--tag_set", "serve", "--signature_def",
+                             "serving_default", "--inputs", f"images={images}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Result for output key probabilities:" in result.stdout
