@@ -211,7 +211,8 @@ def format_inspection(inspection: Inspection) -> str:
     lines.append("model:")
     lines.extend("  " + line for line in run_summary.format_spans(s))
     if s.training:
-        lines.append(f"  trained {s.training['epochs_run']} epochs; threshold epoch {s.training['threshold_epoch']}")
+        lines.append(f"  {s.training.get('architecture', 'reference')}, trained {s.training['epochs_run']} epochs; "
+                     f"threshold epoch {s.training['threshold_epoch']}")
     if s.metrics:
         lines.append("  eval metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(s.metrics.items())))
         for name, values in sorted(s.class_metrics.items()):
