@@ -42,6 +42,21 @@ def example(**values) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def saved_model_cli_run(model_dir: str, images: list, folder: Path):
+    """`saved_model_cli run` of serving_default on encoded images: TensorFlow's
+    own tool, on the session loader TF Serving uses. The finished process."""
+    import subprocess
+
+    import numpy as np
+
+    inputs = folder / "images.npy"
+    np.save(inputs, np.array(images, dtype=object))
+    cli = str(Path(sys.executable).parent / "saved_model_cli")
+    return subprocess.run([cli, "run", "--dir", model_dir, "--tag_set", "serve", "--signature_def",
+                           "serving_default", "--inputs", f"images={inputs}"],
+                          capture_output=True, text=True, timeout=300)
+
+
 def export_the_old_way(model, path: str) -> None:
     """How the model was exported before: the Keras 3 model as an attribute of
     a tf.Module, written by tf.saved_model.save. tf.saved_model.load runs it;

@@ -12,7 +12,7 @@ import tensorflow as tf
 from happysad.components.saved_model_bundle import SavedModelBundle
 from happysad.components.trainer import efficientnet_lite0, image_decoding, serving_signatures, torch_weights
 from happysad.data import emoji_faces
-from helpers import removed_unless_failed
+from helpers import removed_unless_failed, saved_model_cli_run
 
 FACES = [(emoji_faces.DEFAULT_DIR / c / f"{c}_{i:03d}.png").read_bytes() for c in ("happy", "sad") for i in range(2)]
 
@@ -120,11 +120,6 @@ def test_tf_serving_s_session_loader_runs_it_and_agrees_with_keras(model, export
     bundle.close()
     np.testing.assert_allclose(served["probabilities"][:, 1], own, atol=1e-5)
 
-    images = tmp_path / "imgs.npy"
-    np.save(images, np.array(FACES[:1], dtype=object))
-    cli = str(Path(sys.executable).parent / "saved_model_cli")
-    result = subprocess.run([cli, "run", "--dir", export_dir, "--tag_set", "serve", "--signature_def",
-                             "serving_default", "--inputs", f"images={images}"],
-                            capture_output=True, text=True, timeout=300)
+    result = saved_model_cli_run(export_dir, FACES[:1], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Result for output key probabilities:" in result.stdout

@@ -8,7 +8,7 @@ from PIL import Image
 from tensorflow.python.tools import saved_model_utils
 
 from happysad.components.trainer import emoji_cnn, serving_signatures
-from helpers import example, removed_unless_failed
+from helpers import example, removed_unless_failed, saved_model_cli_run
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +86,7 @@ def test_every_signature_answers_through_tf_servings_session_loader_as_through_t
 
 def test_saved_model_cli_runs_serving_default(export_dir, tmp_path):
     """`saved_model_cli run` uses the same session loader as TF Serving."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    images = tmp_path / "imgs.npy"
-    np.save(images, np.array([_png((250, 200, 40))], dtype=object))
-    cli = str(Path(sys.executable).parent / "saved_model_cli")
-    result = subprocess.run([cli, "run", "--dir", export_dir, "--tag_set", "serve", "--signature_def",
-                             "serving_default", "--inputs", f"images={images}"],
-                            capture_output=True, text=True, timeout=300)
+    result = saved_model_cli_run(export_dir, [_png((250, 200, 40))], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Result for output key class_name:" in result.stdout
     assert "Result for output key probabilities:" in result.stdout
