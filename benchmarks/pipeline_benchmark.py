@@ -87,8 +87,9 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     from happysad.components.trainer import emoji_cnn, trainer_module, training_report
 
     train_files, eval_files = [str(examples / "Split-train" / "*")], [str(examples / "Split-eval" / "*")]
-    # Never stops early (threshold 2); no augmentation: the same pixels as Keras.
-    summary = _run_fn(train_files, eval_files, epochs=epochs, threshold=2.0, seed=1, augment=False)
+    # Never stops early (threshold 2); no augmentation: the same pixels, and the same model, as Keras.
+    summary = _run_fn(train_files, eval_files, epochs=epochs, threshold=2.0, seed=1, augment=False,
+                      architecture="reference")
 
     def arrays(files):
         pairs = list(trainer_module._dataset(files, 10).unbatch().as_numpy_iterator())

@@ -1,7 +1,7 @@
 """How the model transfers to real emoji art it never trained on: `make bench-transfer`.
 
 A script that prints figures (not a test). Two tables, happy vs sad, medians
-over seeds, with the Trainer's recipe (the reference CNN or --arch lite0, stop at 0.999
+over seeds, with the Trainer's recipe (its default model, or --arch, stop at 0.999
 training accuracy, at most 15 epochs, batch 10, shuffled every epoch, with the
 Trainer's augmentation unless --no-augment) on the same in-graph decoder:
 
@@ -72,8 +72,8 @@ def build_residual():
 
 
 def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list, arch: str = "reference") -> dict:
-    """Trains the reference CNN (or `arch`) on `train` as the Trainer does and returns {name: accuracy}
-    on each of `tests`; appends the epoch it stopped at (None: not reached) to `epochs`."""
+    """Trains `arch` (a Trainer model, or the residual experiment) on `train` as the Trainer does and
+    returns {name: accuracy} on each of `tests`; appends the epoch it stopped at (None: not reached) to `epochs`."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -96,6 +96,7 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list, 
 
 
 def main() -> None:
+    from happysad.components.trainer.training_config import TrainingConfig
     from happysad.data import emoji_faces, real_emoji_pack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,9 +109,9 @@ def main() -> None:
                         help="generated faces the leave-one-vendor-out models train on, repeatable "
                         "(default: the classic 80 and the wide 200, as the default run)")
     parser.add_argument("--lovo-only", action="store_true", help="skip the generator-only table")
-    parser.add_argument("--arch", choices=("reference", "lite0", "residual"), default="reference",
+    parser.add_argument("--arch", choices=("reference", "lite0", "residual"), default=TrainingConfig().architecture,
                         help="the model: one of the Trainer's (the reference CNN, EfficientNet-Lite0) or the "
-                        "residual experiment")
+                        "residual experiment (default: the Trainer's, %(default)s)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     folders = args.generated or list(emoji_faces.TRAINING_DIRS)
