@@ -1,7 +1,7 @@
 """`happysad explain`: what the served model looks at in one image.
 
 Writes one PNG: the image; a saliency map (how much each pixel moves the
-predicted class's probability, smoothed); the Grad-CAM map of that class at
+predicted class's score, its logit, smoothed); the Grad-CAM map of that class at
 the last convolution; and the strongest channels of each convolution layer.
 Saliency is the sharper of the two here: Grad-CAM's 15x15 grid blurs mouth and
 brows together, and with the two-class sigmoid head the first class is
@@ -25,7 +25,7 @@ class Explanation:
     class_name: str
     probability: float
     image: np.ndarray  # [150, 150, 3] floats 0..255, as the model saw it
-    saliency: np.ndarray  # [150, 150] in 0..1: |d P(class) / d pixel|, smoothed
+    saliency: np.ndarray  # [150, 150] in 0..1: |d logit(class) / d pixel|, smoothed
     cam: np.ndarray  # [150, 150] in 0..1: Grad-CAM of the predicted class (may be all 0)
     activations: list  # [(layer name, [h, w, channels] array)]
 
@@ -44,18 +44,19 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
                                 "push a new one with `make run`")
     model = keras.models.load_model(keras_path)
     size = image_decoding.IMAGE_SIZE
+    head = model.layers[-1]  # Dense: the class scores, then sigmoid or softmax
     if isinstance(model, keras.Sequential):
         # A loaded Sequential has no symbolic outputs: rewire its layers into a
         # model that also returns every convolution's activations.
         x = inputs = keras.Input(shape=(size, size, image_decoding.CHANNELS))
         convs, conv_outputs = [], []
-        for layer in model.layers:
+        for layer in model.layers[:-1]:
             x = layer(x)
             if isinstance(layer, keras.layers.Conv2D):
                 convs.append(layer)
                 conv_outputs.append(x)
     else:  # a functional model (lite0): its graph already names every layer's output
-        inputs, x = model.inputs, model.outputs[0]
+        inputs, x = model.inputs, head.input
         convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
         conv_outputs = [layer.output for layer in convs]
     convs, conv_outputs = _shown(convs), _shown(conv_outputs)
@@ -63,11 +64,14 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     pixels = image_decoding.decode_image(tf.constant(image_bytes))[tf.newaxis]
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(pixels)
-        *activations, output = probe(pixels, training=False)
-        if output.shape[-1] == 1:  # sigmoid head: P(class 1)
-            score = output[:, 0] if class_index == 1 else 1.0 - output[:, 0]
+        *activations, features_in = probe(pixels, training=False)
+        # The head's logits, not its probabilities: a confident model's sigmoid
+        # saturates (P rounds to 1.0) and its gradients vanish to exactly 0.
+        logits = tf.matmul(features_in, head.kernel) + head.bias
+        if logits.shape[-1] == 1:  # sigmoid head: the logit of class 1
+            score = logits[:, 0] if class_index == 1 else -logits[:, 0]
         else:
-            score = output[:, class_index]
+            score = logits[:, class_index]
     pixel_gradients = tape.gradient(score, pixels)[0]
     gradients = tape.gradient(score, activations[-1])[0]
     del tape
