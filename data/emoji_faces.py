@@ -9,7 +9,8 @@ colour, size and position statistics are equal by construction.
 
 Drawing happens at 4x the output size and is downsampled with Lanczos for the
 anti-aliased look of real emoji renders. Output is byte-for-byte reproducible
-for a given (count, seed) and Pillow version (PNG encoding is deterministic).
+for a given (count, seed) and Pillow version (PNG encoding is deterministic) on
+one CPU; another CPU can round a pixel by one level (tests/data/test_emoji_faces.py).
 """
 from __future__ import annotations
 

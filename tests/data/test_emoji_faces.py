@@ -108,13 +108,25 @@ def test_the_wide_family_draws_every_style_it_names():
     assert 0.2 < len(small) / len(styles) < 0.4 and min(small) >= 0.28, (len(small), min(small, default=None))
 
 
+# Regenerated on a CPU other than the one that drew the committed set, floating point can round
+# another way: measured on an AVX2-only machine, one pair of 100 differed in one pixel by one level.
+MAX_LEVELS_OFF, MAX_VALUES_OFF = 1, 16
+
+
 def test_the_committed_wide_set_regenerates_byte_for_byte(tmp_path):
+    """Byte for byte on the machine that drew it; elsewhere, to within rounding."""
     emoji_faces.generate(tmp_path / "wide", emoji_faces.WIDE_COUNT, emoji_faces.WIDE_SEED, family="wide")
     committed = emoji_faces.WIDE_DIR
     assert _files(committed) == _files(tmp_path / "wide") and len(_files(committed)) == emoji_faces.WIDE_COUNT
-    mismatch = [str(rel) for rel in _files(committed)
+    mismatch = [rel for rel in _files(committed)
                 if not filecmp.cmp(committed / rel, tmp_path / "wide" / rel, shallow=False)]
-    assert mismatch == []
+    off = {}
+    for rel in mismatch:
+        a, b = (np.asarray(Image.open(root / rel).convert("RGBA"), np.int16) for root in (committed, tmp_path / "wide"))
+        off[str(rel)] = (int(np.abs(a - b).max()), int((a != b).sum()))
+    print(f"\nwide set: {len(mismatch)} of {len(_files(committed))} files differ from the committed bytes: {off}")
+    assert all(levels <= MAX_LEVELS_OFF for levels, _ in off.values()), off
+    assert sum(count for _, count in off.values()) <= MAX_VALUES_OFF, off
 
 
 def test_more_expressions_share_each_style_and_differ_in_expression(tmp_path):
