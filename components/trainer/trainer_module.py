@@ -4,9 +4,11 @@
 custom_config (set by pipeline/pipeline.py): a TrainingConfig's fields, the
 sorted class_names and the code_version.
 """
+import dataclasses
 import json
 import os
 import time
+from typing import Optional
 
 import keras
 import numpy as np
@@ -108,37 +110,47 @@ def _eval_sample(evaluation) -> tuple:
     return np.concatenate(pixels)[:limit], np.concatenate(labels)[:limit]
 
 
+@dataclasses.dataclass
+class Trained:
+    model: keras.Model
+    history: dict  # Keras' per-epoch metrics
+    stopped_epoch: Optional[int]  # 1-based epoch that reached the threshold; None: not reached
+    epoch_seconds: list
+    evaluation: tf.data.Dataset  # the eval split's batches, as validation saw them
+
+
+def train(training: TrainingConfig, num_classes: int, train_files, eval_files, callbacks=()) -> Trained:
+    """Seeds, builds training.architecture and fits it on train_files, validating
+    on eval_files each epoch, until the threshold or training.epochs."""
+    keras.utils.set_random_seed(training.seed)
+    # Binary cross-entropy wants float labels, the sparse categorical loss ints.
+    label_dtype = tf.float32 if num_classes == 2 else tf.int32
+    train_batches = _dataset(train_files, training.batch_size, shuffle_seed=training.seed, label_dtype=label_dtype,
+                             augment=training.augment)
+    evaluation = _dataset(eval_files, training.batch_size, label_dtype=label_dtype)
+    model = build_model(training, num_classes)
+    stop = emoji_cnn.StopAtAccuracy(training.threshold)
+    timer = training_report.EpochTimer()
+    history = model.fit(train_batches, validation_data=evaluation, epochs=training.epochs,
+                        callbacks=[stop, timer, *callbacks], verbose=2)
+    return Trained(model, history.history, stop.stopped_epoch, timer.seconds, evaluation)
+
+
 def run_fn(fn_args):
     """Trains on fn_args.train_files, validates on eval_files, exports to
     fn_args.serving_model_dir and leaves a report in fn_args.model_run_dir."""
     training = TrainingConfig.from_custom_config(fn_args.custom_config)
     class_names = list(fn_args.custom_config["class_names"])
     seed = training.seed
-    keras.utils.set_random_seed(seed)
-
-    num_classes = len(class_names)
-    # Binary cross-entropy wants float labels, the sparse categorical loss ints.
-    label_dtype = tf.float32 if num_classes == 2 else tf.int32
-    train = _dataset(fn_args.train_files, training.batch_size, shuffle_seed=seed, label_dtype=label_dtype,
-                     augment=training.augment)
-    evaluation = _dataset(fn_args.eval_files, training.batch_size, label_dtype=label_dtype)
-    model = build_model(training, num_classes)
-    stop = emoji_cnn.StopAtAccuracy(training.threshold)
-    timer = training_report.EpochTimer()
-    history = model.fit(
-        train,
-        validation_data=evaluation,
-        epochs=training.epochs,
-        callbacks=[stop, timer,
-                   keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
-        verbose=2,
-    )
+    trained = train(training, len(class_names), fn_args.train_files, fn_args.eval_files,
+                    [keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))])
+    model, evaluation = trained.model, trained.evaluation
 
     started = time.perf_counter()
     serving_signatures.export(model, class_names, fn_args.serving_model_dir,
                               warmup_images=_warmup_images(fn_args.eval_files))
-    summary = training_report.summarise(history.history, timer.seconds, training.threshold,
-                                        stop.stopped_epoch, training.epochs)
+    summary = training_report.summarise(trained.history, trained.epoch_seconds, training.threshold,
+                                        trained.stopped_epoch, training.epochs)
     summary["export_seconds"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     summary["tflite"] = tflite_model.export(model, class_names, fn_args.serving_model_dir, *_eval_sample(evaluation))
