@@ -16,8 +16,9 @@ State = metadata_store_pb2.Execution.State
 
 
 def _command(root: Path, serving: Path, *extra):
+    # The reference CNN: the faster model; these are tests of the run, not of the model.
     return [HAPPYSAD, "run", "--data", str(emoji_faces.DEFAULT_DIR), "--pipeline-root", str(root),
-            "--serving-dir", str(serving), *extra]
+            "--serving-dir", str(serving), "--arch", "reference", *extra]
 
 
 def _executions(root: Path, node: str):

@@ -16,9 +16,10 @@ from helpers import HAPPYSAD, REPO
 
 
 def _run(data, root, serving, expect: int) -> str:
+    # The reference CNN: the faster model; this is a test of spans, not of the model.
     result = subprocess.run([HAPPYSAD, "run", "--data", str(data), "--pipeline-root", str(root), "--serving-dir",
-                             str(serving), "--span-window", "3"], cwd=REPO, capture_output=True, text=True,
-                            timeout=900)
+                             str(serving), "--span-window", "3", "--arch", "reference"], cwd=REPO,
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == expect, result.stdout[-4000:] + result.stderr[-4000:]
     return result.stdout + result.stderr
 
