@@ -29,7 +29,8 @@ bench: venv
 bench-serving: venv
 	$(BIN)/python benchmarks/serving_benchmark.py --json pipeline_output/benchmarks/serving.json
 
-# Transfer to real emoji art (data/real_emoji): generator-only and leave-one-set-out tables (~10 min).
+# Transfer to real emoji art (data/real_emoji): generator-only and leave-one-set-out tables, for the
+# default model (~25 min; ARGS="--arch reference" ~10 min).
 bench-transfer: venv
 	$(BIN)/python benchmarks/transfer_benchmark.py --json pipeline_output/benchmarks/transfer.json $(ARGS)
 

@@ -391,7 +391,7 @@ def add_run_parser(sub) -> None:
     run.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: %(default)s)")
     run.add_argument("--arch", choices=ARCHITECTURES, default=defaults.architecture,
                      help="the model: EfficientNet-Lite0 pretrained on ImageNet (reads unseen vendors' art best), "
-                     "or the seed's reference CNN (1.3x faster cold run, 2-3x faster serving; README) "
+                     "or the seed's reference CNN (a quarter less time a cold run, 2-3x faster serving; README) "
                      "(default: %(default)s)")
     run.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                      help="Adam learning rate (default: the architecture's, 1e-3 reference, 1e-4 lite0)")
