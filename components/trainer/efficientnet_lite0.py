@@ -16,7 +16,7 @@ ImageNet): with batches of 10 faces, updating them made training unstable.
 """
 import keras
 
-from happysad.components.trainer import image_decoding, torch_weights
+from happysad.components.trainer import emoji_cnn, image_decoding, torch_weights
 
 # (kernel, stride, expansion, output channels) of each of the 16 inverted-residual blocks.
 BLOCKS = ([(3, 1, 1, 16)] + [(3, 2, 6, 24), (3, 1, 6, 24)] + [(5, 2, 6, 40), (5, 1, 6, 40)]
@@ -55,8 +55,6 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     """Input(150,150,3) of 0..255 pixels -> P(class index 1) (two classes) or
     class probabilities, compiled like the reference CNN. weights: a .pth file,
     default the installed package's; its 1000-class ImageNet classifier is dropped."""
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
     size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
     inputs = keras.Input(shape=(size, size, channels), name="pixels")
     x = keras.layers.Rescaling(1 / 128, offset=-127 / 128)(inputs)
@@ -74,36 +72,29 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     x = _conv_bn(x, HEAD_CHANNELS, 1, 1, "", "_conv_head", "_bn1")
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(DROPOUT)(x)
-    binary = num_classes == 2
-    outputs = (keras.layers.Dense(1, activation="sigmoid", name="head") if binary
-               else keras.layers.Dense(num_classes, activation="softmax", name="head"))(x)
+    # The head is made here, after the backbone: made earlier, it shifts Keras' random initialisation.
+    outputs = emoji_cnn.classifier_head(num_classes, name="head")(x)  # raises for fewer than 2 classes
     model = keras.Model(inputs, outputs, name="happysad_lite0")
     load_pretrained(model, weights or weights_path())
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # Keras 3: a frozen BatchNormalization also runs in inference mode
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    return emoji_cnn.compile_classifier(model, learning_rate, num_classes)
 
 
-def load_pretrained(model: keras.Model, path: str) -> int:
+def load_pretrained(model: keras.Model, path: str) -> None:
     """Sets every convolution and BatchNorm layer of `model` from the state_dict
-    at `path`; returns how many tensors were used. Raises if a layer finds no
-    weights or a shape differs, so a changed file cannot load half a network."""
+    at `path`. Raises if a layer finds no weights or a shape differs, so a
+    changed file cannot load half a network."""
     state = torch_weights.load_state_dict(path)
-    used = 0
+    prefixes = {_name(k[: -len(".weight")]): k[: -len(".weight")] for k in state if k.endswith(".weight")}
     for layer in model.layers:
-        torch_prefix = next((k[: -len(".weight")] for k in state
-                             if k.endswith(".weight") and _name(k[: -len(".weight")]) == layer.name), None)
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.BatchNormalization)):
-            if torch_prefix is None:
-                raise ValueError(f"{path} has no weights for layer {layer.name}")
-        else:
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                  keras.layers.BatchNormalization)):
             continue
+        torch_prefix = prefixes.get(layer.name)
+        if torch_prefix is None:
+            raise ValueError(f"{path} has no weights for layer {layer.name}")
         if isinstance(layer, keras.layers.DepthwiseConv2D):  # torch (C, 1, kh, kw) -> Keras (kh, kw, C, 1)
             values = [state[f"{torch_prefix}.weight"].transpose(2, 3, 0, 1)]
         elif isinstance(layer, keras.layers.Conv2D):  # torch (out, in, kh, kw) -> Keras (kh, kw, in, out)
@@ -115,5 +106,3 @@ def load_pretrained(model: keras.Model, path: str) -> int:
             raise ValueError(f"{path}: {torch_prefix} has shapes {[v.shape for v in values]}, "
                              f"layer {layer.name} wants {expected}")
         layer.set_weights(values)
-        used += len(values)
-    return used

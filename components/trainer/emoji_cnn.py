@@ -32,19 +32,28 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     Two classes: the reference head, P(class index 1) from one sigmoid unit with
     binary cross-entropy. Three or more: one softmax unit per class with sparse
     categorical cross-entropy (integer labels)."""
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
     size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
     layers = [keras.Input(shape=(size, size, channels), name="pixels")]
     for kind, settings in REFERENCE_LAYERS[:-1]:
         layers.append(getattr(keras.layers, kind)(**settings))
-    binary = num_classes == 2
-    layers.append(keras.layers.Dense(1, activation="sigmoid") if binary
-                  else keras.layers.Dense(num_classes, activation="softmax"))
-    model = keras.Sequential(layers, name="happysad_cnn")
+    layers.append(classifier_head(num_classes))
+    return compile_classifier(keras.Sequential(layers, name="happysad_cnn"), learning_rate, num_classes)
+
+
+def classifier_head(num_classes: int, name: str = None) -> keras.layers.Dense:
+    """One sigmoid unit, P(class index 1), for two classes; one softmax unit per class for more."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", name=name)
+    return keras.layers.Dense(num_classes, activation="softmax", name=name)
+
+
+def compile_classifier(model: keras.Model, learning_rate: float, num_classes: int) -> keras.Model:
+    """Adam; binary cross-entropy for two classes, sparse categorical (integer labels) for more; accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
