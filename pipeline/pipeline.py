@@ -21,8 +21,9 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.components import DistributionValidator  # not exported by tfx.v1 in 1.16
+from tfx.dsl.components.base import executor_spec
 
-from happysad.components import resolvers
+from happysad.components import atomic_pusher, resolvers
 from happysad.components.data_gate import DataGate
 from happysad.components.image_validator import ImageValidator
 from happysad.components.pixel_examples import PixelExamples
@@ -302,7 +303,10 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         class_names=json.dumps(sorted(class_names)),
     )
+    # TFX's Pusher (its PushedModel, its blessing checks), writing each version
+    # aside and renaming it into place: TF Serving never sees half a model.
     pusher = tfx.components.Pusher(
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
