@@ -40,9 +40,11 @@ data: venv
 	$(BIN)/happysad generate --family wide
 
 # Re-resolve the lock after editing pyproject.toml (uv: ~15 s; old pip backtracks for minutes).
+# Every line carries its files' SHA-256s: scripts/ensure_venv.sh installs with --require-hashes.
 lock: venv
 	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --python-version 3.10 \
-	  --python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" -q -o requirements.lock
+	  --python-platform x86_64-manylinux_2_36 --generate-hashes --custom-compile-command "make lock" \
+	  -q -o requirements.lock
 
 clean:
 	rm -rf pipeline_output serving_model

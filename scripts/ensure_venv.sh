@@ -67,6 +67,10 @@ echo "installing requirements.lock into $VENV"
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every command then compiles
 # ~10,000 files of TFX, TF and Google client code again: 17 s instead of 7 s to
 # import TFX's Beam orchestrator (README, "Speed").
-"$VENV/bin/python" -m uv pip sync --quiet --compile-bytecode --python "$VENV/bin/python" requirements.lock
+# --require-hashes: every file uv installs must match a SHA-256 in the lock (`make lock` writes them),
+# so a swapped or tampered download is refused, not installed.
+"$VENV/bin/python" -m uv pip sync --quiet --compile-bytecode --require-hashes --python "$VENV/bin/python" \
+  requirements.lock
+# The project itself, editable, has no file to hash: --no-deps installs nothing the lock did not.
 "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" --no-deps --no-build-isolation -e .
 echo "$stamp_value" > "$stamp_file"
