@@ -201,8 +201,10 @@ OUT_OF_BOUNDS = {
     "negative-stride": Tensor(FOUR, 3, (4,), (-1,)),
     "negative-dimension": Tensor(FOUR, 0, (-1, 4), (4, 1)),
     "sizes-and-strides-differ": Tensor(FOUR, 0, (2, 2), (1,)),
-    # Within the storage, but 10^12 elements to copy out of 4: stride 0 repeats one.
-    "stride-0-blowup": Tensor(FOUR, 0, (10**6, 10**6), (0, 0)),
+    # Within the storage, but more elements to copy out than the file holds: stride 0 repeats one.
+    "stride-0-blowup": Tensor(FOUR, 0, (10**6, 10**6), (0, 0)),  # a dimension larger than the file
+    "stride-0-terabytes": Tensor(FOUR, 0, (250,) * 5, (0,) * 5),  # 4 TB, every dimension smaller
+    "stride-0-past-the-file": Tensor(FOUR, 0, (64, 64), (0, 0)),  # 16 KB from a file of ~400 bytes
     "not-an-int": Tensor(FOUR, 0.5, (2,), (1,)),
 }
 
@@ -259,6 +261,19 @@ def test_a_pickled_length_beyond_the_file_is_refused_without_allocating_it(tmp_p
         finally:
             tracemalloc.stop()
         assert peak < 1 << 20
+
+
+@pytest.mark.parametrize("position, pickled, opcode", [
+    (3, b"\x80\x02(ccollections\nOrderedDict\no.", "OBJ"),  # an allowed class, created by another opcode
+    (3, b"\x80\x02(icollections\nOrderedDict\n.", "INST"),
+    (2, b"\x80\x05\x96" + (3).to_bytes(8, "little") + b"abc.", "BYTEARRAY8"),  # allocates, then reads
+    (4, b"\x80\x02]Pkey\n\x85.", "PERSID"),
+], ids=["OBJ", "INST", "BYTEARRAY8", "PERSID"])
+def test_an_opcode_torch_never_writes_is_refused_before_anything_is_unpickled(tmp_path, position, pickled, opcode):
+    path = tmp_path / "opcode.pth"
+    path.write_bytes(legacy_bytes({"w": Tensor(FOUR)}, pickles={position: pickled}))
+    with pytest.raises(pickle.UnpicklingError, match=rf"opcode\.pth: the .* pickle uses opcode {opcode}, which"):
+        load(path)
 
 
 def test_a_truncated_file_is_a_clear_error_wherever_it_is_cut(tmp_path):
