@@ -26,6 +26,7 @@ import io
 import json
 import multiprocessing
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -46,6 +47,11 @@ REPORT_NAME = "ingest_report.json"
 _OLD_TFRECORD_NAME = "images.tfrecord.gz"  # before splits were made here: removed when found
 _FORMAT_VERSION = 2  # bump when normalisation changes, to invalidate old outputs
 _PARALLEL_FROM = 256  # below this many files, worker start-up costs more than it saves
+# The most bytes one image file may hold: ingestion and `happysad predict` /
+# `explain` read no more than this (+1, to tell) of any file. An emoji is tens
+# of KB; a PNG of MAX_PIXELS is rarely over this, and a request to
+# `happysad serve` is bounded at 16 MiB anyway.
+MAX_FILE_BYTES = 64 * 2**20
 
 
 class IngestError(Exception):
@@ -160,6 +166,65 @@ def is_ingested(examples_dir: Path) -> bool:
     return all((Path(examples_dir) / name).is_file() for name in TFRECORD_NAMES.values())
 
 
+class UnreadableFile(ValueError):
+    """A file refused before or while reading it: not a regular file, or over
+    MAX_FILE_BYTES. The message says why and what to do; the caller names the file."""
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(mode: int) -> None:
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise UnreadableFile(f"{kind}, not an image file: not read; give the path of an image file")
+    if not stat.S_ISREG(mode):
+        raise UnreadableFile("not a regular file: not read; give the path of an image file")
+
+
+def _over_limit(size: str, limit: int) -> UnreadableFile:
+    return UnreadableFile(f"{size} bytes, over the {limit:,}-byte limit for one image file "
+                          "(MAX_FILE_BYTES in data/ingest.py): not read; shrink or re-encode it")
+
+
+def read_image_file(path: Path | str, limit: int | None = None) -> bytes:
+    """The bytes of one image file, with a bound: what ingestion and the CLI's
+    predict and explain read.
+
+    A folder, device, FIFO or socket is refused without blocking (it is
+    stat-ed, not read; opened with O_NONBLOCK and fstat-ed again, in case it
+    was swapped); a file over `limit` bytes (default MAX_FILE_BYTES) is refused
+    after reading at most limit + 1 bytes, whatever its size claims. Raises
+    UnreadableFile for those, OSError when it cannot be opened."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    _check_regular(os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        _check_regular(info.st_mode)
+        if info.st_size > limit:
+            raise _over_limit(f"{info.st_size:,}", limit)
+        chunks, remaining = [], limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        if remaining <= 0:  # it grew while being read
+            raise _over_limit("more than " + f"{limit:,}", limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _inside(real: str, root_real: str) -> bool:
+    """True when the resolved path `real` is root_real or below it."""
+    return os.path.commonpath([real, root_real]) == root_real
+
+
 def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[dict]]:
     """Returns (class names, [(relative file, class name)], skipped entries)."""
     data_dir = Path(data_dir)
@@ -170,46 +235,75 @@ def list_images(data_dir: Path) -> tuple[list[str], list[tuple[str, str]], list[
         entries = sorted(os.scandir(data_dir), key=lambda e: e.name)
     except PermissionError as e:
         raise IngestError(f"cannot read data folder {data_dir}: {e.strerror}") from e
-    class_names = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
     files, skipped = [], []
+    # Every path followed must resolve inside the data folder: a link out of it
+    # (to /, /proc/self, another user's files) is skipped, never listed or read.
+    # Symlinked folders inside it are followed, but never twice and never back
+    # up the tree: a link to the data root or to a class folder would list every
+    # image again (under a second label, which would drop both copies).
+    root_real = os.path.realpath(data_dir)
+
+    def followed(path: str, rel: str) -> str | None:
+        """The real path when `path` may be followed; None after recording why not."""
+        real = os.path.realpath(path)
+        if not _inside(real, root_real):
+            reason = (f"symlink to {real}, outside the data folder {root_real}: not followed "
+                      "(only links that stay inside the data folder are)")
+        elif real == root_real:
+            reason = "symlink loop: leads back to ./ (a parent of itself); skipped"
+        else:
+            return real
+        skipped.append({"file": rel, "reason": reason})
+        return None
+
+    class_names, visited = [], {}
     for entry in entries:
-        if entry.is_file() and not entry.name.startswith("."):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            real = followed(entry.path, entry.name + "/")
+            if real is not None:
+                class_names.append(entry.name)
+                visited.setdefault(real, f"class folder {entry.name}/")
+        elif entry.is_file():
             skipped.append({"file": entry.name, "reason": "file outside any class folder"})
+
     def unreadable(error: OSError):  # os.walk would skip such a folder silently
         rel = os.path.relpath(error.filename, data_dir) if error.filename else "?"
         skipped.append({"file": rel + "/", "reason": f"unreadable folder ({error.strerror}): "
                         "fix its permissions to include its images"})
 
-    # Symlinked folders are followed, but never twice and never back up the
-    # tree: a link to the data root or to a class folder would list every image
-    # again (under a second label, which would drop both copies).
-    root_real = os.path.realpath(data_dir)
-    visited = {os.path.realpath(data_dir / name): f"class folder {name}/" for name in class_names}
-
     def walkable(root: str, folder: str) -> bool:
         path = os.path.join(root, folder)
         rel = os.path.relpath(path, data_dir) + "/"
-        real = os.path.realpath(path)
-        if real == root_real or root_real.startswith(real + os.sep):
-            reason = f"symlink loop: leads back to {os.path.relpath(real, data_dir)}/ (a parent of itself); skipped"
-        elif real in visited:
-            reason = f"symlink to {visited[real]}, already included; skipped"
-        else:
-            visited[real] = rel
-            return True
-        skipped.append({"file": rel, "reason": reason})
-        return False
+        real = followed(path, rel)
+        if real is None:
+            return False
+        if real in visited:
+            skipped.append({"file": rel, "reason": f"symlink to {visited[real]}, already included; skipped"})
+            return False
+        visited[real] = rel
+        return True
 
     for name in class_names:
         for root, dirs, names in os.walk(data_dir / name, onerror=unreadable, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and walkable(root, d))
             for file_name in sorted(names):
-                rel = os.path.relpath(os.path.join(root, file_name), data_dir)
+                path = os.path.join(root, file_name)
+                rel = os.path.relpath(path, data_dir)
                 if file_name.startswith("."):
                     continue  # hidden files (.DS_Store, editor swap files) are not data
+                if followed(path, rel) is None:
+                    continue
                 if not file_name.lower().endswith(IMAGE_EXTENSIONS):
                     skipped.append({"file": rel, "reason": "not an image file name "
                                     f"(expected one of {', '.join(IMAGE_EXTENSIONS)})"})
+                    continue
+                try:
+                    os.stat(path)
+                except OSError as e:  # a link loop, a dangling link
+                    kind = "symlink loop" if os.path.islink(path) else "cannot read file"
+                    skipped.append({"file": rel, "reason": f"{kind}: {e.strerror or e}; skipped"})
                     continue
                 files.append((rel, name))
     return class_names, files, skipped
@@ -225,8 +319,8 @@ def find_duplicates(files: list[tuple[str, Path, str]]) -> dict[str, str]:
     by_digest: dict[str, list[tuple[str, str]]] = {}
     for name, path, class_name in files:
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
+            digest = hashlib.sha256(read_image_file(path)).hexdigest()
+        except (OSError, UnreadableFile):
             continue  # reported as unreadable when it is normalised
         by_digest.setdefault(digest, []).append((name, class_name))
     skip = {}
@@ -299,9 +393,7 @@ def normalise_image(data: bytes) -> tuple[bytes, list[str]]:
 def _normalise_file(path: str) -> tuple[bytes | None, list[str] | str]:
     """Worker: (png, changes) on success, (None, reason) on failure."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        return normalise_image(data)
+        return normalise_image(read_image_file(path))
     except OSError as e:
         return None, f"cannot read file: {e.strerror or e}"
     except ValueError as e:
@@ -404,7 +496,7 @@ def ingest(data: Path | str | list[Source], out_dir: Path | str, workers: int | 
         raise IngestError(
             f"data folder {data_dir} has {len(class_names)} class folder(s) "
             f"({', '.join(class_names) or 'none'}); a classifier needs at least two: "
-            "make one sub-folder per class, each holding that class's images")
+            "make one sub-folder per class, each holding that class's images", skipped)
     tfrecord_paths = {split: out_dir / name for split, name in TFRECORD_NAMES.items()}
     report_path = out_dir / REPORT_NAME
     fingerprint = _fingerprint(files)
