@@ -7,17 +7,27 @@ the candidate with itself (and re-run, and the Pusher push it again), and the
 drift check would compare the statistics with themselves. Both strategies here
 drop what the producing node's latest execution (fresh or cached) output, so
 the pipeline must make each resolver run after that node.
+
+The Evaluator's baseline must also be one the Evaluator blessed (not the
+TFLiteEvaluator, whose blessing of the same model type is its own verdict),
+and one whose files still exist: a deleted model folder would make the
+Evaluator die loading it.
 """
 from __future__ import annotations
 
+import os
 from typing import Dict, List, Optional
 
+from absl import logging
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.components.common.resolver import ResolverStrategy
+from tfx.dsl.io import fileio
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
+from tfx.types import standard_artifacts
+from tfx.utils import path_utils
 
 from happysad.components.examples_artifact import span_of
 
@@ -62,15 +72,38 @@ def _without(input_dict: Dict[str, List], excluded: set) -> Dict[str, List]:
     return {key: [a for a in artifacts if a.id not in excluded] for key, artifacts in input_dict.items()}
 
 
-class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
-    """The Evaluator's baseline: the latest blessed model other than the
-    candidate, i.e. other than what `producer_context` (the Trainer) output last."""
+def model_files_exist(model) -> bool:
+    """Whether a Model artifact's SavedModel is still on disk."""
+    serving = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    return bool(model.uri) and fileio.exists(os.path.join(serving, "saved_model.pb"))
 
-    def __init__(self, producer_context: str):
-        self._producer_context = producer_context
+
+class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
+    """The Evaluator's baseline: the latest model that the Evaluator
+    (`blessing_context`, its node) blessed, other than the candidate (what
+    `producer_context`, the Trainer, output last), whose SavedModel still
+    exists; none if there is no such model. A blessing from any other node
+    (the TFLiteEvaluator's) does not count; a model whose files are gone is
+    skipped, with a warning in the run's log."""
+
+    def __init__(self, producer_context: str, blessing_context: str):
+        self._producer_context, self._blessing_context = producer_context, blessing_context
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List]) -> Optional[Dict[str, List]]:
-        return super().resolve_artifacts(store, _without(input_dict, latest_output_ids(store, self._producer_context)))
+        candidates = _without(input_dict, latest_output_ids(store, self._producer_context))
+        evaluators = _output_ids(store, [e.id for e in _node_executions(store, self._blessing_context)])
+        kept = {}
+        for key, artifacts in candidates.items():
+            kept[key] = []
+            for artifact in artifacts:
+                if isinstance(artifact, standard_artifacts.ModelBlessing) and artifact.id not in evaluators:
+                    continue
+                if isinstance(artifact, standard_artifacts.Model) and not model_files_exist(artifact):
+                    logging.warning("Model %d at %s is not a baseline: its files are gone", artifact.id,
+                                    artifact.uri)
+                    continue
+                kept[key].append(artifact)
+        return super().resolve_artifacts(store, kept)
 
 
 class PreviousAcceptedArtifactStrategy(LatestArtifactStrategy):

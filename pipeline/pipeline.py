@@ -33,6 +33,7 @@ from happysad.pipeline import configs
 
 
 DATA_GATE_ID = "DataGate"  # the resolvers ask its executions whether an earlier run's data was accepted
+EVALUATOR_ID = "Evaluator"  # the baseline resolver counts only this node's blessings
 
 
 def _overall(threshold: tfma.MetricThreshold) -> list:
@@ -111,13 +112,14 @@ def _label_comparator(threshold: float, split_pairs) -> dict:
 
 
 def _resolver(builtin: bool, strategy, producer, pipeline_name: str, gate_id: str = "", num_spans: int = 0,
-              **channels) -> tfx.dsl.Resolver:
+              blessed_by: str = "", **channels) -> tfx.dsl.Resolver:
     """A Resolver for earlier runs' output of `producer`.
 
     Ours (components/resolvers.py) leave out the producer's latest output, so
     they run after it: where a cached producer's latest output is this run's
     own, TFX's strategies would hand it back. With `gate_id` (the DataGate's)
-    they also leave out what runs the gate rejected. With builtin=True, TFX's own
+    they also leave out what runs the gate rejected; with `blessed_by`, blessings
+    from any other node. With builtin=True, TFX's own
     strategy runs instead, with no upstream edge - the only strategies the
     Kubeflow V2 compiler accepts; there resolvers run as queries before the
     run, and a rejected run's output is not left out."""
@@ -134,6 +136,8 @@ def _resolver(builtin: bool, strategy, producer, pipeline_name: str, gate_id: st
         config["gate_context"] = f"{pipeline_name}.{gate_id}"
     if num_spans:
         config["num_spans"] = num_spans
+    if blessed_by:
+        config["blessing_context"] = f"{pipeline_name}.{blessed_by}"
     node = tfx.dsl.Resolver(strategy_class=strategy, config=config, **channels)
     node.add_upstream_node(producer)
     return node
@@ -269,10 +273,10 @@ def create_pipeline(
 
     trainer.add_upstream_node(data_gate)  # no training on rejected data
 
-    # The last blessed model (other than the candidate) is the Evaluator's
-    # baseline: a new model must not regress.
+    # The last model the Evaluator blessed (other than the candidate, and
+    # whose files still exist) is its baseline: a new model must not regress.
     model_resolver = _resolver(
-        builtin_resolvers, resolvers.LatestBlessedOtherModelStrategy, trainer, pipeline_name,
+        builtin_resolvers, resolvers.LatestBlessedOtherModelStrategy, trainer, pipeline_name, blessed_by=EVALUATOR_ID,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
@@ -283,7 +287,7 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
         eval_config=_eval_config(gate, len(class_names), held_out_sources),
-    )
+    ).with_id(EVALUATOR_ID)
     # The TFLite model the Trainer wrote beside the SavedModel, judged by TFMA
     # on the eval split as a phone would feed it (decoded by the documented
     # preprocessing), against the same thresholds. Reported, not gating: the

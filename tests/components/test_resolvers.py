@@ -54,41 +54,74 @@ def _execution(store, node: str, outputs: list, run: str = "", state=metadata_st
     store.put_events(events)
 
 
-def _model_and_blessing(store, blessed=True):
+def _model_and_blessing(store, folder, blessed=True, blessed_by="Evaluator"):
+    """A model whose files exist under `folder`, and the blessing `blessed_by` (a node) output for it."""
     model = _artifact(store, standard_artifacts.Model)
+    model.uri = str(folder / f"model-{model.id}")
+    (folder / f"model-{model.id}" / "Format-Serving").mkdir(parents=True)
+    (folder / f"model-{model.id}" / "Format-Serving" / "saved_model.pb").write_bytes(b"graph")
+    store.put_artifacts([model.mlmd_artifact])
     blessing = _artifact(store, standard_artifacts.ModelBlessing, current_model_id=model.id, blessed=int(blessed))
+    _execution(store, blessed_by, [blessing])
     return model, blessing
 
 
-def test_latest_output_ids_are_those_of_the_nodes_newest_execution(store):
-    first, second = _artifact(store, standard_artifacts.Model), _artifact(store, standard_artifacts.Model)
-    _execution(store, "Trainer", [first])
-    _execution(store, "Trainer", [second])
-    assert resolvers.latest_output_ids(store, f"{PIPELINE}.Trainer") == {second.id}
-    assert resolvers.latest_output_ids(store, f"{PIPELINE}.Evaluator") == set()  # never ran
+def _baseline(store, models, blessings) -> tuple:
+    """The ids of the model and blessing the Evaluator's baseline resolver picks."""
+    strategy = resolvers.LatestBlessedOtherModelStrategy(f"{PIPELINE}.Trainer", f"{PIPELINE}.Evaluator")
+    resolved = strategy.resolve_artifacts(store, {"model": list(models), "model_blessing": list(blessings)})
+    return [m.id for m in resolved["model"]], [b.id for b in resolved["model_blessing"]]
 
 
-def test_the_baseline_is_the_latest_blessed_model_other_than_the_candidate(store):
-    older, older_blessing = _model_and_blessing(store)
-    candidate, candidate_blessing = _model_and_blessing(store)  # a cached re-run: the candidate is blessed
+def test_the_baseline_is_the_latest_blessed_model_other_than_the_candidate(store, tmp_path):
+    older, older_blessing = _model_and_blessing(store, tmp_path)
+    candidate, candidate_blessing = _model_and_blessing(store, tmp_path)  # a cached re-run: the candidate is blessed
     _execution(store, "Trainer", [older])
     _execution(store, "Trainer", [candidate])
-    strategy = resolvers.LatestBlessedOtherModelStrategy(f"{PIPELINE}.Trainer")
-    resolved = strategy.resolve_artifacts(store, {"model": [older, candidate],
-                                                  "model_blessing": [older_blessing, candidate_blessing]})
-    assert [m.id for m in resolved["model"]] == [older.id]
-    assert [b.id for b in resolved["model_blessing"]] == [older_blessing.id]
+    assert _baseline(store, [older, candidate], [older_blessing, candidate_blessing]) == \
+        ([older.id], [older_blessing.id])
 
 
-def test_no_baseline_when_no_other_model_was_blessed(store):
-    older, older_blessing = _model_and_blessing(store, blessed=False)
-    candidate, candidate_blessing = _model_and_blessing(store)
+def test_no_baseline_when_no_other_model_was_blessed(store, tmp_path):
+    older, older_blessing = _model_and_blessing(store, tmp_path, blessed=False)
+    candidate, candidate_blessing = _model_and_blessing(store, tmp_path)
     _execution(store, "Trainer", [older])
     _execution(store, "Trainer", [candidate])
-    strategy = resolvers.LatestBlessedOtherModelStrategy(f"{PIPELINE}.Trainer")
-    resolved = strategy.resolve_artifacts(store, {"model": [older, candidate],
-                                                  "model_blessing": [older_blessing, candidate_blessing]})
-    assert resolved == {"model": [], "model_blessing": []}
+    assert _baseline(store, [older, candidate], [older_blessing, candidate_blessing]) == ([], [])
+
+
+def test_only_the_evaluators_blessing_makes_a_baseline_not_the_tflite_evaluators(store, tmp_path):
+    """A model the TFLiteEvaluator blessed and the Evaluator did not was the baseline."""
+    oldest, oldest_blessing = _model_and_blessing(store, tmp_path)
+    newer, rejected = _model_and_blessing(store, tmp_path, blessed=False)
+    tflite_blessing = _artifact(store, standard_artifacts.ModelBlessing, current_model_id=newer.id, blessed=1)
+    _execution(store, "TFLiteEvaluator", [tflite_blessing])
+    candidate, _ = _model_and_blessing(store, tmp_path, blessed=False)
+    for model in (oldest, newer, candidate):
+        _execution(store, "Trainer", [model])
+    assert _baseline(store, [oldest, newer, candidate], [oldest_blessing, rejected, tflite_blessing]) == \
+        ([oldest.id], [oldest_blessing.id])
+    # Blessings from no recorded node (an import, another pipeline's) do not count either.
+    stray = _artifact(store, standard_artifacts.ModelBlessing, current_model_id=newer.id, blessed=1)
+    assert _baseline(store, [oldest, newer, candidate], [oldest_blessing, stray]) == \
+        ([oldest.id], [oldest_blessing.id])
+
+
+def test_a_blessed_model_whose_files_are_gone_is_skipped_for_an_older_one(store, tmp_path):
+    """Its SavedModel deleted, the newest blessed model made the Evaluator die
+    (OSError: SavedModel file does not exist)."""
+    import shutil
+
+    oldest, oldest_blessing = _model_and_blessing(store, tmp_path)
+    newer, newer_blessing = _model_and_blessing(store, tmp_path)
+    candidate, _ = _model_and_blessing(store, tmp_path, blessed=False)
+    for model in (oldest, newer, candidate):
+        _execution(store, "Trainer", [model])
+    blessings = [oldest_blessing, newer_blessing]
+    shutil.rmtree(newer.uri)
+    assert _baseline(store, [oldest, newer, candidate], blessings) == ([oldest.id], [oldest_blessing.id])
+    (tmp_path / f"model-{oldest.id}" / "Format-Serving" / "saved_model.pb").unlink()  # a folder without its model
+    assert _baseline(store, [oldest, newer, candidate], blessings) == ([], [])  # no baseline: none is left
 
 
 PASSED, FAILED, CACHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.FAILED,
