@@ -43,6 +43,15 @@ class DataRejected(PipelineFailed):
     trained or pushed; `summary` lists the anomalies."""
 
 
+class StoreDamaged(PipelineFailed):
+    """The root's ML Metadata store is damaged (metadata.StoreDamaged): nothing
+    ran. The message names the store and what to do."""
+
+    def __init__(self, damaged: BaseException):
+        self.node, self.cause, self.log_path, self.summary = None, damaged, None, None
+        Exception.__init__(self, str(damaged))
+
+
 DATA_GATE = "DataGate"  # the node whose failure means DataRejected
 
 
@@ -105,14 +114,19 @@ def run(config: RunConfig, say=print):
     what a killed run left, generates the default faces if they are missing,
     ingests the data (ingest.IngestError names the files at fault), picks the
     class set, and runs the pipeline (DataRejected or PipelineFailed). `say`
-    gets the progress lines."""
-    from happysad.pipeline import run_lock
+    gets the progress lines. A damaged ML Metadata store stops it first
+    (StoreDamaged, a PipelineFailed): recovery opens the store before anything
+    else does, and metadata.open_store() checks it."""
+    from happysad.pipeline import metadata, run_lock
 
     paths = make_paths(config.pipeline_root, config.serving_dir)
     with run_lock.exclusive(paths.pipeline_root):
-        for note in run_lock.recover(paths.pipeline_root, paths.metadata_path, paths.examples_dir):
-            say(f"note: {note}")
-        return _run_locked(config, paths, say)
+        try:
+            for note in run_lock.recover(paths.pipeline_root, paths.metadata_path, paths.examples_dir):
+                say(f"note: {note}")
+            return _run_locked(config, paths, say)
+        except metadata.StoreDamaged as e:
+            raise StoreDamaged(e) from None
 
 
 def _run_locked(config: RunConfig, paths: RunPaths, say):

@@ -2,11 +2,17 @@
 
 The runner hands connection_config() to TFX, which writes; everything else
 here reads: the runs of a pipeline, the executions of a run or a node, and
-the artifacts an execution read or wrote.
+the artifacts an execution read or wrote. open_store() checks the store
+before anything uses it (a run's recovery opens it first, before TFX does):
+a damaged one raises StoreDamaged, naming it and what to do, not a traceback
+from MLMD's first query.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import urllib.parse
 from typing import Optional
 
 from ml_metadata import metadata_store
@@ -23,11 +29,48 @@ def connection_config(sqlite_path: str, read_only: bool = False) -> metadata_sto
     return config
 
 
+class StoreDamaged(LookupError):
+    """The store's file is there but is no readable ML Metadata store: not a
+    SQLite database, a truncated or corrupted one, or one without MLMD's tables."""
+
+    def __init__(self, sqlite_path: str, reason: str):
+        self.path, self.reason = sqlite_path, reason
+        super().__init__(f"the ML Metadata store at {sqlite_path} is damaged: {reason}; move it aside or delete "
+                         f"the pipeline root to start afresh")
+
+
+# Tables every MLMD SQLite store has (the schema MLMD 1.16 creates).
+MLMD_TABLES = frozenset({"Artifact", "Context", "Event", "Execution", "MLMDEnv", "Type"})
+
+
+def check_store(sqlite_path: str) -> None:
+    """StoreDamaged unless the file is an intact SQLite database (SQLite's
+    quick_check, read-only) with ML Metadata's tables."""
+    uri = f"file:{urllib.parse.quote(os.path.abspath(sqlite_path))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            verdict = [row[0] for row in db.execute("PRAGMA quick_check")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as e:
+        raise StoreDamaged(sqlite_path, f"SQLite: {e}") from None
+    if verdict != ["ok"]:
+        raise StoreDamaged(sqlite_path, "SQLite's check: " + "; ".join(" ".join(v.split()) for v in verdict[:3]))
+    missing = sorted(MLMD_TABLES - tables)
+    if missing:
+        raise StoreDamaged(sqlite_path, "it has none of ML Metadata's tables" if not tables else
+                           f"ML Metadata's tables {', '.join(missing)} are missing")
+
+
 def open_store(sqlite_path: str, writable: bool = False):
-    """LookupError if there is no store (no run yet)."""
+    """The store at sqlite_path, checked (check_store) before use. LookupError
+    if there is no store (no run yet); StoreDamaged (a LookupError) if it is damaged."""
     if not os.path.exists(sqlite_path):
         raise LookupError(f"no ML Metadata store at {sqlite_path} (run the pipeline first, or give its root)")
-    return metadata_store.MetadataStore(connection_config(sqlite_path, read_only=not writable))
+    check_store(sqlite_path)
+    try:
+        return metadata_store.MetadataStore(connection_config(sqlite_path, read_only=not writable))
+    except RuntimeError as e:  # MLMD's own checks (its schema version, its tables)
+        raise StoreDamaged(sqlite_path, f"ML Metadata: {str(e).splitlines()[0][:300]}") from None
 
 
 def list_runs(store, pipeline_name: str) -> list:
@@ -41,11 +84,10 @@ def list_runs(store, pipeline_name: str) -> list:
 
 
 def run_ids(sqlite_path: str, pipeline_name: str) -> set:
-    """The names of the pipeline's runs (empty before the store exists)."""
-    try:
-        return {r.name for r in list_runs(open_store(sqlite_path), pipeline_name)}
-    except LookupError:
+    """The names of the pipeline's runs (empty before the store exists; StoreDamaged if it is damaged)."""
+    if not os.path.exists(sqlite_path):
         return set()
+    return {r.name for r in list_runs(open_store(sqlite_path), pipeline_name)}
 
 
 def find_run(store, pipeline_name: str, run_id: Optional[str] = None):
