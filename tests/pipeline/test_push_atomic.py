@@ -55,9 +55,12 @@ def _push(tmp_path: Path, base: Path, n: int):
     return pushed
 
 
-def _disk_fills_up_in_serving_dir(monkeypatch, base: Path):
-    """io_utils.copy_dir into `base` writes the variables, then fails as a full disk does."""
+def _disk_fills_up_in_serving_dir(monkeypatch, base: Path) -> list:
+    """io_utils.copy_dir into `base` writes the variables, then fails as a full
+    disk does. Returns the version folders without saved_model.pb that TF
+    Serving would have seen at that moment (filled in when it fails)."""
     real = io_utils.copy_dir
+    seen_mid_copy = []
 
     def copy_dir(src, dst, *args, **kwargs):
         if not str(dst).startswith(str(base)):
@@ -65,9 +68,11 @@ def _disk_fills_up_in_serving_dir(monkeypatch, base: Path):
         os.makedirs(os.path.join(dst, "variables"), exist_ok=True)
         for name in os.listdir(os.path.join(src, "variables")):
             io_utils.copy_file(os.path.join(src, "variables", name), os.path.join(dst, "variables", name))
+        seen_mid_copy.extend(_incomplete_versions(base))
         raise OSError(errno.ENOSPC, "No space left on device", dst)
 
     monkeypatch.setattr(io_utils, "copy_dir", copy_dir)
+    return seen_mid_copy
 
 
 def _incomplete_versions(base: Path) -> list:
@@ -80,10 +85,11 @@ def test_a_push_that_fills_the_disk_leaves_nothing_and_the_next_push_is_whole(tm
     clock = iter([1_700_000_000, 1_700_000_100])
     monkeypatch.setattr(time, "time", lambda: next(clock))
     with monkeypatch.context() as patched:
-        _disk_fills_up_in_serving_dir(patched, base)
+        seen_mid_copy = _disk_fills_up_in_serving_dir(patched, base)
         with pytest.raises(OSError) as failed:
             _push(tmp_path, base, 1)
     assert failed.value.errno == errno.ENOSPC
+    assert seen_mid_copy == []  # not even while it was being written
     assert _incomplete_versions(base) == []
     assert sorted(os.listdir(base)) == []  # no partial folder either
 
