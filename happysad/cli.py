@@ -234,6 +234,27 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _image_files(paths, refused):
+    """(path, bytes) for each file that can be read as an image file, read as
+    it is needed, each with ingestion's bound (ingest.read_image_file: at most
+    MAX_FILE_BYTES, no device, FIFO or folder); refused(path, why) for the rest."""
+    from happysad.data import ingest
+
+    for path in paths:
+        try:
+            data = ingest.read_image_file(path)
+        except ingest.UnreadableFile as e:
+            refused(path, str(e))
+            continue
+        except OSError as e:
+            refused(path, f"cannot read it ({e.strerror or e})")
+            continue
+        if not data:
+            refused(path, "the file is empty")
+            continue
+        yield path, data
+
+
 def cmd_predict(args) -> int:
     _quiet_tensorflow()
     from happysad.serving import client
@@ -241,39 +262,41 @@ def cmd_predict(args) -> int:
     if args.tflite and args.server:
         print("error: --tflite runs the TFLite model in this process; it cannot go with --server", file=sys.stderr)
         return 2
-    readable, failed = [], 0
-    for path in args.images:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            print(f"{path}\terror: cannot read it ({e.strerror})", file=sys.stderr)
-            failed += 1
-            continue
-        if not data:
-            print(f"{path}\terror: the file is empty", file=sys.stderr)
-            failed += 1
-            continue
-        readable.append((path, data))
-    if readable:
-        try:
-            model_dir = "" if args.server else str(args.model_dir or client.latest_version_dir(
-                str(DEFAULT_MODEL_BASE)))
-            rows = client.predict([d for _, d in readable], server=args.server, model=args.model,
-                                  model_dir=model_dir, tflite=args.tflite)
-        except (FileNotFoundError, RuntimeError, ValueError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_FAILED
-        for (path, _), (name, value) in zip(readable, rows):
-            if name is None:
-                print(f"{path}\terror: not an image the model can read ({value})", file=sys.stderr)
-                failed += 1
-            else:
-                print(f"{path}\t{name}\t{value:.4f}")
+    failed = 0
+
+    def refused(path, why):
+        nonlocal failed
+        print(f"{path}\terror: {why}", file=sys.stderr)
+        failed += 1
+
+    # A batch at a time: the files are read as they are sent (in process, run)
+    # and dropped after, so memory is bounded by a batch, not by the file count;
+    # the model is loaded at the first readable file.
+    predict = None
+    max_count, max_bytes = client.batch_limits(args.server)
+    try:
+        for batch in client.batches(_image_files(args.images, refused), max_count, max_bytes,
+                                    size=lambda item: item[1]):
+            if predict is None:
+                model_dir = "" if args.server else str(args.model_dir or client.latest_version_dir(
+                    str(DEFAULT_MODEL_BASE)))
+                predict = client.predictor(server=args.server, model=args.model, model_dir=model_dir,
+                                           tflite=args.tflite)
+            for (path, _), (name, value) in zip(batch, predict([data for _, data in batch])):
+                if name is None:
+                    refused(path, f"too large to send to the server ({value})" if isinstance(
+                        value, client.RequestTooLarge) else f"not an image the model can read ({value})")
+                else:
+                    print(f"{path}\t{name}\t{value:.4f}", flush=True)
+    except (FileNotFoundError, RuntimeError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_FAILED if failed else 0
 
 
 def cmd_explain(args) -> int:
     _quiet_tensorflow()
+    from happysad.data import ingest
     from happysad.serving import client, explain
 
     import tensorflow as tf
@@ -281,8 +304,16 @@ def cmd_explain(args) -> int:
     from happysad.components.saved_model_bundle import error_summary
 
     try:
+        image = ingest.read_image_file(args.image)  # bounded, as predict reads
+    except ingest.UnreadableFile as e:
+        print(f"error: {args.image}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as e:
+        print(f"error: {args.image}: cannot read it ({e.strerror or e})", file=sys.stderr)
+        return EXIT_FAILED
+    try:
         model_dir = str(args.model_dir or client.latest_version_dir(str(DEFAULT_MODEL_BASE)))
-        explanation = explain.explain(model_dir, args.image.read_bytes())
+        explanation = explain.explain(model_dir, image)
     except (FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED

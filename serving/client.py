@@ -13,10 +13,54 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from happysad.components.trainer import features
+from happysad.serving import inference
 
+# What one request may carry: `happysad serve`'s defaults (TF Serving's batch
+# parameter of that name, and server.ServerConfig.max_request_bytes - not
+# imported, as the server module costs a TensorFlow import; a test checks they
+# agree). A server set lower answers 413 or RESOURCE_EXHAUSTED: such a batch is
+# halved until it fits.
+MAX_BATCH_SIZE = inference.Limits.max_batch_size
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# In process, images are decoded and run this many at a time, as the server
+# runs a request: memory stays bounded however many files are given.
+IN_PROCESS_CHUNK = inference.Limits.chunk_size
+_BODY_OVERHEAD = 128  # the REST body's fixed part: {"signature_name": ..., "instances": []}
+_INSTANCE_OVERHEAD = 16  # per image: {"b64": ""},
+
+
+def request_bytes(images: Sequence[bytes]) -> int:
+    """The size of the REST :predict body for `images` (base64 in JSON); a
+    gRPC request for them is smaller."""
+    return _BODY_OVERHEAD + sum(4 * ((len(i) + 2) // 3) + _INSTANCE_OVERHEAD for i in images)
+
+
+def batch_limits(server: str = "") -> tuple[int, int]:
+    """(images, request bytes) one call may carry: a server's, or in process a chunk."""
+    return (MAX_BATCH_SIZE if server else IN_PROCESS_CHUNK), MAX_REQUEST_BYTES
+
+
+def batches(items: Iterable, max_count: int, max_bytes: int, size: Callable = lambda item: item) -> Iterator[list]:
+    """Lists of consecutive items, each at most max_count long and with a REST
+    body (request_bytes of size(item)) of at most max_bytes; an item over that
+    alone is a batch of its own (the server will say it is too large).
+    Consumes `items` lazily: only one batch is held at a time."""
+    batch, used = [], _BODY_OVERHEAD
+    for item in items:
+        n = request_bytes([size(item)]) - _BODY_OVERHEAD
+        if batch and used + n > max_bytes:  # this item starts the next batch
+            yield batch
+            batch, used = [], _BODY_OVERHEAD
+        batch.append(item)
+        used += n
+        if len(batch) == max_count:
+            yield batch
+            batch, used = [], _BODY_OVERHEAD
+    if batch:
+        yield batch
 
 
 def latest_version_dir(base_path: str) -> str:
@@ -40,6 +84,15 @@ def _rows(class_names, probabilities) -> list:
 class RequestRejected(RuntimeError):
     """The model refused the images (HTTP 400, INVALID_ARGUMENT, or a TensorFlow
     error in process): one of them is not an image it can read."""
+
+
+class RequestTooLarge(RequestRejected):
+    """The server refused the request for its size (HTTP 413, RESOURCE_EXHAUSTED
+    for a message over its limit, or more examples than its batch size)."""
+
+
+def _too_large(message: str) -> bool:
+    return "larger than maximum input batch size" in message
 
 
 def _in_process(model_dir: str):
@@ -118,8 +171,10 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: floa
         with urllib.request.urlopen(request, timeout=timeout) as response:
             predictions = json.load(response)["predictions"]
     except urllib.error.HTTPError as e:
-        error = RequestRejected if e.code == 400 else RuntimeError
-        raise error(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
+        message = f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}"
+        if e.code == 413 or (e.code == 400 and _too_large(message)):
+            raise RequestTooLarge(message) from e
+        raise (RequestRejected if e.code == 400 else RuntimeError)(message) from e
     except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
         raise RuntimeError(f"{url}: {getattr(e, 'reason', e)} (is `happysad serve` or TF Serving running?)") from e
     return _rows([p[features.CLASS_NAME_OUTPUT] for p in predictions],
@@ -136,19 +191,36 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
         try:
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
         except grpc.RpcError as e:
+            message = f"{target}: {e.code().name}: {e.details()}"
+            if (e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (e.details() or "")
+                    or e.code() == grpc.StatusCode.INVALID_ARGUMENT and _too_large(message)):
+                raise RequestTooLarge(message) from e
             error = RequestRejected if e.code() == grpc.StatusCode.INVALID_ARGUMENT else RuntimeError
-            raise error(f"{target}: {e.code().name}: {e.details()}") from e
+            raise error(message) from e
     return _rows(tf.make_ndarray(response.outputs[features.CLASS_NAME_OUTPUT]).tolist(),
                  tf.make_ndarray(response.outputs[features.PROBABILITIES_OUTPUT]).tolist())
 
 
-def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "",
-            tflite: bool = False) -> list:
-    """Dispatches on `server`: "" (in-process from model_dir: its SavedModel, or
-    with `tflite` its TFLite model), http://..., grpc://HOST:PORT.
+def answer(call, images: Sequence[bytes]) -> list:
+    """call(images), one row per image. A refused batch is halved until the
+    images the model cannot read, or too large to send, stand alone: those get
+    (None, the RequestRejected or RequestTooLarge); the rest are answered."""
+    try:
+        return call(images)
+    except RequestRejected as e:
+        if len(images) == 1:
+            return [(None, e)]
+        half = len(images) // 2
+        return answer(call, images[:half]) + answer(call, images[half:])
 
-    Returns one row per image: (class name, probability), or (None, why) for an
-    image the model refused; the other images are still classified."""
+
+def predictor(*, server: str = "", model: str = "happysad", model_dir: str = "", tflite: bool = False):
+    """A function images -> rows, over one model: "" in process from model_dir
+    (its SavedModel, or with `tflite` its TFLite model), http://..., or
+    grpc://HOST:PORT. Images are sent in batches of batch_limits(server).
+
+    A row is (class name, probability), or (None, why) for an image the model
+    refused or the server would not take; the other images are still classified."""
     if tflite:
         call = _tflite(model_dir)
     elif not server:
@@ -161,13 +233,15 @@ def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad
             call = lambda batch: predict_grpc(server[len("grpc://"):], model, batch)  # noqa: E731
         else:
             raise ValueError(f"--server {server}: expected http://HOST:PORT (REST) or grpc://HOST:PORT")
-    try:
-        return call(images)
-    except RequestRejected:  # find which images: one request each
-        rows = []
-        for image in images:
-            try:
-                rows.extend(call([image]))
-            except RequestRejected as e:
-                rows.append((None, str(e)))
-        return rows
+    max_count, max_bytes = batch_limits(server)
+
+    def predict_all(images: Sequence[bytes]) -> list:
+        return [row for batch in batches(images, max_count, max_bytes) for row in answer(call, batch)]
+
+    return predict_all
+
+
+def predict(images: Sequence[bytes], *, server: str = "", model: str = "happysad", model_dir: str = "",
+            tflite: bool = False) -> list:
+    """predictor(...)(images): see predictor."""
+    return predictor(server=server, model=model, model_dir=model_dir, tflite=tflite)(images)

@@ -379,3 +379,21 @@ def test_a_span_root_is_read_as_spans_and_a_mixed_one_is_refused(tmp_path):
     (tmp_path / "root" / "span-0").mkdir()  # spans count from 1
     with pytest.raises(ingest.IngestError, match=r"other folders \(span-0\)"):
         ingest.spans_in(tmp_path / "root")
+
+
+def test_a_fifo_or_an_oversized_file_in_a_class_folder_is_skipped_without_blocking(tmp_path, monkeypatch):
+    """Ingestion reads each file with ingest.read_image_file's bound (the one
+    `happysad predict` and `explain` use): a FIFO is not opened for a blocking
+    read, a file over MAX_FILE_BYTES is not read past one byte over it."""
+    root = tmp_path / "images"
+    _fill(root, ingest.MIN_IMAGES_PER_CLASS)
+    os.mkfifo(root / "happy" / "pipe.png")
+    noise = np.random.default_rng(0).integers(0, 256, (150, 150, 3), dtype=np.uint8)
+    _write(root / "sad" / "big.png", _png(Image.fromarray(noise)))  # ~70 KB, the others < 1 KB
+    size = (root / "sad" / "big.png").stat().st_size
+    monkeypatch.setattr(ingest, "MAX_FILE_BYTES", size - 1)
+    result = ingest.ingest(root, tmp_path / "out", workers=1, progress=False)
+    assert result.counts == {"happy": 5, "sad": 5}
+    reasons = {row["file"]: row["reason"] for row in result.skipped}
+    assert reasons["happy/pipe.png"].startswith("a named pipe (FIFO), not an image file")
+    assert reasons["sad/big.png"].startswith(f"{size:,} bytes, over the {size - 1:,}-byte limit")
