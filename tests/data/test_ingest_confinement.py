@@ -215,3 +215,15 @@ def test_a_folder_linked_out_then_only_one_class_left_says_why(tmp_path):
     with pytest.raises(ingest.IngestError, match="1 class folder") as error:
         ingest.ingest(root, tmp_path / "out", progress=False)
     assert [row["file"] for row in error.value.skipped] == ["sad/"]
+
+
+def test_a_sibling_folder_whose_name_starts_like_the_data_folder_is_outside_it(tmp_path, recorder):
+    """commonpath, not a string prefix: /x/images2 is not inside /x/images."""
+    root, sibling = tmp_path / "images", tmp_path / "images2"
+    _faces(root)
+    _faces(sibling, classes=("happy",), per_class=2)
+    (root / "happy" / "more").symlink_to(sibling / "happy")
+    classes, files, skipped = ingest.list_images(root)
+    assert len(files) == 10
+    assert f"symlink to {sibling / 'happy'}, outside the data folder" in _reasons(skipped)["happy/more/"]
+    assert recorder.outside(root) == []
