@@ -8,8 +8,11 @@ in-process p50 at batch 1; this threaded server measures 1.4-1.5x.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -30,6 +33,7 @@ from happysad.serving.metrics import ServingMetrics
 from happysad.serving.model_registry import Models, NotFound
 
 log = logging.getLogger(__name__)
+_INFERENCE_CALLS = {"_predict", "_classify"}  # the calls that run TensorFlow
 
 
 def _version_choice(spec) -> tuple:
@@ -50,13 +54,43 @@ def _fill_spec(target, registry, loaded, signature_name: str) -> None:
     target.signature_name = signature_name
 
 
+class Busy(Exception):
+    """More inference calls are in flight than the server admits: RESOURCE_EXHAUSTED."""
+
+
+class InferenceSlots:
+    """Admits at most `running` inference calls to TensorFlow at once and
+    `waiting` more in line; past that a call is refused at once. So inference
+    never holds more than running + waiting of the server's threads, and the
+    CONTROL_THREADS beyond them stay free for status, metadata and reload."""
+
+    def __init__(self, running: int, waiting: int):
+        self.capacity = running + waiting
+        self._running = threading.BoundedSemaphore(running)
+        self._admitted = threading.BoundedSemaphore(self.capacity)
+
+    @contextlib.contextmanager
+    def admit(self):
+        if not self._admitted.acquire(blocking=False):
+            raise Busy(f"the server is running or queueing {self.capacity} inference calls: retry shortly")
+        try:
+            with self._running:
+                yield
+        finally:
+            self._admitted.release()
+
+
+CONTROL_THREADS = 2  # gRPC threads no inference call may take: status, metadata and reload stay responsive
+
+
 class _Calls:
     """Maps our errors to gRPC status codes."""
 
     def __init__(self, models: Models, limits: inference.Limits = inference.Limits(),
-                 metrics: Optional[ServingMetrics] = None):
+                 metrics: Optional[ServingMetrics] = None, slots: Optional[InferenceSlots] = None):
         self.models, self.limits = models, limits
         self.metrics = metrics or ServingMetrics(models)
+        self.slots = slots or InferenceSlots(4, 12)
 
     def call(self, context, fn, request):
         spec = getattr(request, "model_spec", None)
@@ -68,10 +102,14 @@ class _Calls:
             status[0] = "OK"
             return response
 
-    @staticmethod
-    def _call(context, fn, request, status):
+    def _call(self, context, fn, request, status):
         try:
+            if fn.__name__ in _INFERENCE_CALLS:
+                with self.slots.admit():
+                    return fn(request)
             return fn(request)
+        except Busy as e:
+            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)
         except NotFound as e:
             code, message = grpc.StatusCode.NOT_FOUND, str(e)
         except inference.FailedPrecondition as e:
@@ -87,6 +125,36 @@ class _Calls:
         context.abort(code, message)
 
 
+def check_tensor_proto(key: str, proto, specs: dict, signature: str, limits: inference.Limits) -> None:
+    """InvalidArgument unless the TensorProto's declared dtype and shape fit the
+    signature's input `key` and its element count is within the limits: read
+    from the proto's header fields alone, before make_ndarray expands it."""
+    import tensorflow as tf
+
+    if key not in specs:
+        raise inference.InvalidArgument(f"signature {signature!r} takes inputs {sorted(specs)}; got {key!r}")
+    dtype, shape = specs[key]
+    if proto.dtype != dtype.as_datatype_enum:
+        try:
+            got = tf.dtypes.as_dtype(proto.dtype).name
+        except TypeError:  # not a DataType at all
+            got = f"dtype {proto.dtype}"
+        raise inference.InvalidArgument(f"input {key!r}: expects {dtype.name}, but {got} was provided")
+    if proto.tensor_shape.unknown_rank:
+        raise inference.InvalidArgument(f"input {key!r}: the tensor_shape must give its dimensions")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise inference.InvalidArgument(f"input {key!r}: dimensions must not be negative, got {dims}")
+    if not shape.is_compatible_with(dims):
+        raise inference.InvalidArgument(f"input {key!r}: expected shape {shape}, got {dims}")
+    if dims:
+        inference.check_batch_size(dims[0], limits)
+    elements = math.prod(dims)
+    if elements > limits.max_tensor_elements:
+        raise inference.InvalidArgument(f"input {key!r} declares {elements} elements, over the limit of "
+                                        f"{limits.max_tensor_elements}")
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Calls):
     def Predict(self, request, context):
         return self.call(context, self._predict, request)
@@ -95,11 +163,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
         import tensorflow as tf
 
         registry, loaded = _resolve(self.models, request.model_spec)
-        name = request.model_spec.signature_name or features.SERVING_SIGNATURE
+        name = inference.signature_name(loaded, request.model_spec.signature_name)
+        specs = inference.input_specs(loaded, name)
         inputs = {}
         for key, proto in request.inputs.items():
-            if proto.tensor_shape.dim:  # checked before the tensor is materialised
-                inference.check_batch_size(proto.tensor_shape.dim[0].size, self.limits)
+            check_tensor_proto(key, proto, specs, name, self.limits)  # before the tensor is materialised
             try:
                 inputs[key] = tf.make_ndarray(proto)
             except Exception as e:  # a TensorProto whose content does not match its dtype/shape
@@ -198,10 +266,13 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Calls):
 
 def server(models: Models, threads: int, max_request_bytes: int,
            limits: inference.Limits = inference.Limits(), metrics: Optional[ServingMetrics] = None) -> grpc.Server:
+    """`threads` inference calls run at once and 3x as many wait; the pool has
+    CONTROL_THREADS more, which only status, metadata and reload calls reach."""
     metrics = metrics or ServingMetrics(models)
-    srv = grpc.server(ThreadPoolExecutor(threads, thread_name_prefix="grpc"),
+    slots = InferenceSlots(threads, 3 * threads)
+    srv = grpc.server(ThreadPoolExecutor(slots.capacity + CONTROL_THREADS, thread_name_prefix="grpc"),
                       options=[("grpc.max_receive_message_length", max_request_bytes)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(models, limits, metrics), srv)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models, limits, metrics), srv)
+        PredictionService(models, limits, metrics, slots), srv)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models, limits, metrics, slots), srv)
     return srv

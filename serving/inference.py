@@ -7,6 +7,7 @@ formats to and from these. Errors carry TF Serving's meaning: InvalidArgument
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -27,6 +28,9 @@ class Limits:
 
     max_batch_size: int = 256
     chunk_size: int = 32
+    # Elements a tensor may declare (gRPC's TensorProto shape), checked before
+    # it is materialised: a one-value proto can declare [1, 200000000].
+    max_tensor_elements: int = 1 << 24
 
 
 def check_batch_size(size: int, limits: Limits) -> None:
@@ -91,6 +95,7 @@ def run(loaded: LoadedVersion, name: str, inputs: dict, output_filter=(), limits
     size = sizes.pop() if sizes else 1
     check_batch_size(size, limits)
     try:
+        _check_decode_budget(name, arrays)  # the whole request's images, before its first chunk runs
         if size <= limits.chunk_size or not all(a.ndim for a in arrays.values()):
             return loaded.bundle.run(name, arrays, output_filter)
         chunks = [loaded.bundle.run(name, {k: a[start:start + limits.chunk_size] for k, a in arrays.items()},
@@ -103,6 +108,41 @@ def run(loaded: LoadedVersion, name: str, inputs: dict, output_filter=(), limits
                               f"{_describe(loaded, name)} (see the model's /metadata)") from e
     except (TypeError, ValueError) as e:  # a feed the session cannot convert
         raise InvalidArgument(f"signature {name!r}: {e}") from e
+
+
+@functools.lru_cache(maxsize=None)
+def _budget_checks() -> dict:
+    """{signature name: a tf.function that fails (InvalidArgumentError) when
+    the request's images are over the decoding budget}: the serving graph's own
+    check (image_decoding.check_decode_budget), run once over the whole
+    request, since the server runs a request in chunks and the graph sees one."""
+    import tensorflow as tf
+
+    from happysad.components.trainer import image_decoding
+
+    def check(encoded):
+        with tf.control_dependencies([image_decoding.check_decode_budget(encoded)]):
+            return tf.constant(True)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def images(encoded):
+        return check(encoded)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def examples(serialized):
+        spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=b"")}
+        return check(tf.io.parse_example(serialized, spec)[features.IMAGE_KEY])
+
+    return {features.SERVING_SIGNATURE: images, features.CLASSIFY_SIGNATURE: examples,
+            features.EVAL_SIGNATURE: examples}
+
+
+def _check_decode_budget(name: str, arrays: dict) -> None:
+    check = _budget_checks().get(name)
+    if check is not None and len(arrays) == 1:
+        (array,) = arrays.values()
+        if array.ndim == 1:
+            check(array)
 
 
 def _describe(loaded: LoadedVersion, name: str) -> str:

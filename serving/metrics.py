@@ -16,6 +16,10 @@ from prometheus_client.core import GaugeMetricFamily
 PATH = "/monitoring/prometheus/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Request latency buckets in seconds: 1 ms (a warm batch of one) to 30 s.
+# Every label value comes from a bounded set: what is served, these APIs, the status codes.
+OTHER = "(other)"
+_APIS = {f"REST:{m}" for m in ("predict", "classify", "regress", "metadata", "status", "unknown")} | {
+    f"gRPC:{m}" for m in ("predict", "classify", "metadata", "status", "reload")}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -24,6 +28,7 @@ class ServingMetrics:
     the versions each model has loaded (read from `models` at scrape time)."""
 
     def __init__(self, models):
+        self.models = models
         self.registry = CollectorRegistry()
         self.requests = Counter(":tensorflow:serving:request_count", "Requests served, by outcome",
                                 ["model_name", "signature_name", "API", "status"], registry=self.registry)
@@ -32,8 +37,20 @@ class ServingMetrics:
         self.registry.register(_VersionsCollector(models))
 
     def observe(self, model: str, signature: str, api: str, status: str, seconds: float) -> None:
+        model, signature = self._served(model, signature)
+        api = api if api in _APIS else api.split(":")[0] + ":unknown"
         self.requests.labels(model, signature, api, status).inc()
         self.latency.labels(model, api).observe(seconds)
+
+    def _served(self, model: str, signature: str) -> tuple:
+        """(model, signature) as labels: names a client made up become OTHER,
+        so the label sets (and a scrape) stay as small as what is served."""
+        try:
+            registry = self.models.get(model)
+            served = {name for version in registry.versions() for name in registry.resolve(version).signature_defs}
+        except LookupError:  # no such model, or its version went between the two calls
+            return OTHER, OTHER if signature else ""
+        return model, signature if signature in served or not signature else OTHER
 
     @contextmanager
     def timed(self, model: str, signature: str, api: str, status_of):

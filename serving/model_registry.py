@@ -120,10 +120,11 @@ def _fingerprint(path: str) -> tuple:
     return tuple(sorted(found))
 
 
-def _release_freed_memory() -> None:
-    # A session that failed to load or was unloaded frees its memory to glibc,
-    # which keeps it in its arenas; malloc_trim hands it back to the OS, so RSS
-    # stays flat across many pushes.
+def release_freed_memory() -> None:
+    """Hands memory freed to glibc back to the OS (malloc_trim). glibc keeps
+    what a thread frees in that thread's arena: an unloaded session, or the
+    buffers of a large request served on one of many threads. Without this RSS
+    climbs across pushes and bursts of requests."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
@@ -188,7 +189,7 @@ class ModelRegistry:
                         del loaded[version]
                         log.info("unloaded %s version %d", self.name, version)
             if current.keys() - loaded.keys() or failed:
-                _release_freed_memory()
+                release_freed_memory()
             if loaded.keys() == current.keys():
                 return False
             self._versions = loaded  # one reference swap: readers see old or new, never half

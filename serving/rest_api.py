@@ -137,8 +137,10 @@ class RestApi:
     def _version(text: Optional[str]) -> Optional[int]:
         if text is None:
             return None
-        if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True; int("²") fails
-            raise inference.InvalidArgument(f"Failed to convert version: {text} to numeric.")
+        # "²".isdigit() is True and int("²") fails; a version is an int64, and its
+        # length is checked first: int() refuses over 4,300 digits with a ValueError.
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2 ** 63):
+            raise inference.InvalidArgument(f"Failed to convert version: {text[:40]} to numeric.")
         return int(text)
 
     @staticmethod

@@ -87,6 +87,7 @@ async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] 
                 await loop.run_in_executor(executor, models.poll)
             except Exception:  # a bad poll must not take the server down
                 log.exception("polling the model base paths failed")
+            model_registry.release_freed_memory()  # what the requests since the last poll freed
             try:
                 await asyncio.wait_for(stop.wait(), config.poll_seconds)
             except asyncio.TimeoutError:

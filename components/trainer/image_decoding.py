@@ -2,6 +2,14 @@
 
 One function serves training, evaluation and serving, so every path sees the
 same pixels (no training/serving skew).
+
+Decoding is bounded before anything is allocated, whatever the request looks
+like (decode_batch): the formats are recognised by the same magic bytes
+decode_image uses, every header's size is summed over the batch against one
+budget (features.MAX_DECODED_PIXELS), a GIF is cut after its first frame
+(decode_image would otherwise read every frame), and a large image is thinned
+by integer strides while still uint8, so no float buffer outgrows
+MAX_DECODE_SIDE x MAX_DECODE_SIDE, whatever the aspect ratio.
 """
 import tensorflow as tf
 
@@ -13,6 +21,13 @@ CHANNELS = 3
 # pages, and decode_png(channels=3) would otherwise expose the (often black)
 # RGB under alpha 0. Ingestion uses the same background.
 BACKGROUND = float(features.BACKGROUND[0])  # white: the same value in every channel
+MAX_DECODE_SIDE = features.MAX_DECODE_SIDE
+# A GIF's first frame must end within its first this many bytes; the first
+# _GIF_SHORT_SCAN_BYTES are scanned on their own first, which is all a small GIF needs.
+_GIF_SCAN_BYTES = 4 * 2 ** 20
+_GIF_SHORT_SCAN_BYTES = 64 * 2 ** 10
+# decode_image's own magic bytes (tensorflow/core/kernels/image/decode_image_op.cc).
+_MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "gif": b"GIF8", "bmp": b"BM", "jpeg": b"\xff\xd8\xff"}
 
 
 def _composite(rgb: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
@@ -20,59 +35,167 @@ def _composite(rgb: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     return rgb * a + BACKGROUND * (1.0 - a)
 
 
-def _big_endian(raw: tf.Tensor, start: int, length: int) -> tf.Tensor:
+def _big_endian(raw: tf.Tensor, start, length: int) -> tf.Tensor:
     value = tf.constant(0, tf.int64)
-    for i in range(start, start + length):
-        value = value * 256 + raw[i]
+    for i in range(length):
+        value = value * 256 + raw[start + i]
     return value
 
 
-def _little_endian(raw: tf.Tensor, start: int, length: int) -> tf.Tensor:
-    return _big_endian(tf.reverse(raw[start:start + length], [0]), 0, length)
+def _little_endian(raw: tf.Tensor, start, length: int) -> tf.Tensor:
+    value = tf.constant(0, tf.int64)
+    for i in reversed(range(length)):
+        value = value * 256 + raw[start + i]
+    return value
+
+
+def _starts_with(encoded: tf.Tensor, magic: bytes) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
 
 
 def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     """[height, width] as the image's header declares them, read without
-    decoding; [0, 0] for a format decode_image does not know (it then fails
-    on its own)."""
+    decoding; [-1, -1] for bytes decode_image would not take as PNG, GIF, BMP
+    or JPEG (check_decode_budget refuses those)."""
     head = tf.strings.substr(tf.strings.join([encoded, tf.constant(b"\0" * 32)]), 0, 32)
     raw = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
-    magic = tf.strings.substr(encoded, 0, 4)
-    is_png = tf.equal(magic, b"\x89PNG")
-    is_gif = tf.equal(tf.strings.substr(magic, 0, 3), b"GIF")
-    is_bmp = tf.equal(tf.strings.substr(magic, 0, 2), b"BM")
-    is_jpeg = tf.equal(tf.strings.substr(magic, 0, 2), b"\xff\xd8")
 
     def bmp():  # signed 32-bit; a negative height means rows stored top-down
         def signed(v):
             return tf.abs(tf.where(v >= 2 ** 31, v - 2 ** 32, v))
         return tf.stack([signed(_little_endian(raw, 22, 4)), signed(_little_endian(raw, 18, 4))])
 
+    def jpeg():
+        return tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64)
+
     return tf.case([
-        (is_png, lambda: tf.stack([_big_endian(raw, 20, 4), _big_endian(raw, 16, 4)])),
-        (is_gif, lambda: tf.stack([_little_endian(raw, 8, 2), _little_endian(raw, 6, 2)])),
-        (is_bmp, bmp),
-        (is_jpeg, lambda: tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64)),
-    ], default=lambda: tf.zeros([2], tf.int64), exclusive=True)
+        (_starts_with(encoded, _MAGIC["jpeg"]), jpeg),
+        (_starts_with(encoded, _MAGIC["png"]), lambda: tf.stack([_big_endian(raw, 20, 4), _big_endian(raw, 16, 4)])),
+        (_starts_with(encoded, _MAGIC["gif"]), lambda: tf.stack([_little_endian(raw, 8, 2), _little_endian(raw, 6, 2)])),
+        (_starts_with(encoded, _MAGIC["bmp"]), bmp),
+    ], default=lambda: tf.constant([-1, -1], tf.int64))
 
 
-def check_pixel_limit(encoded: tf.Tensor) -> tf.Operation:
-    """An assertion that fails (InvalidArgumentError) when the header declares
-    more than features.MAX_IMAGE_PIXELS pixels, so a decompression bomb is
-    refused before a pixel buffer is allocated."""
-    size = declared_size(encoded)
-    return tf.debugging.Assert(size[0] * size[1] <= features.MAX_IMAGE_PIXELS, [tf.strings.format(
-        "image declares {} x {} pixels, over the limit of {} pixels: send a smaller image (the model reads "
-        f"{IMAGE_SIZE}x{IMAGE_SIZE})", (size[1], size[0], features.MAX_IMAGE_PIXELS))])
+def check_decode_budget(encoded: tf.Tensor) -> tf.Operation:
+    """An assertion over a [N] batch of encoded images: every one is a PNG,
+    GIF, BMP or JPEG, and their declared pixels sum to at most
+    features.MAX_DECODED_PIXELS. It reads headers only, so a decompression
+    bomb (or many) is refused before a pixel buffer is allocated. Fails with
+    InvalidArgumentError naming the first image at fault."""
+    sizes = tf.map_fn(declared_size, encoded, fn_output_signature=tf.TensorSpec([2], tf.int64))
+    sizes = tf.reshape(sizes, [-1, 2])
+    pixels = sizes[:, 0] * sizes[:, 1]
+    unknown = tf.reduce_any(sizes[:, 0] < 0)
+    first_unknown = tf.argmax(tf.cast(sizes[:, 0] < 0, tf.int32))
+    total = tf.reduce_sum(pixels)
+    largest = tf.argmax(pixels)
+    known = tf.debugging.Assert(tf.logical_not(unknown), [tf.strings.format(
+        "image {}: Unknown image file format (its first bytes match no PNG, JPEG, GIF or BMP): send one of those",
+        first_unknown)])
+    with tf.control_dependencies([known]):
+        return tf.debugging.Assert(total <= features.MAX_DECODED_PIXELS, [tf.strings.format(
+            "image {} declares {} x {} pixels; all images of the request declare {}, over the limit of {} "
+            f"pixels a request: send smaller images or fewer at once (the model reads {IMAGE_SIZE}x{IMAGE_SIZE})",
+            (largest, sizes[largest, 1], sizes[largest, 0], total, features.MAX_DECODED_PIXELS))])
+
+
+def _last_node(successor: tf.Tensor, start: tf.Tensor, nodes: int) -> tf.Tensor:
+    """Where following `successor` from `start` ends: at a node that is its own
+    successor. Pointer doubling: each round squares the map, so ceil(log2(nodes))
+    gathers reach the end of any path, however many steps it has."""
+    for _ in range(nodes.bit_length()):
+        successor = tf.gather(successor, successor)
+    return tf.gather(successor, start)
+
+
+def _gif_first_image(encoded: tf.Tensor, scan_bytes: int) -> tuple:
+    """(descriptor, end): where the GIF's first image descriptor starts and
+    where the 0 that ends its data sits, within the first `scan_bytes`; either
+    is out of that range when not found there.
+
+    A GIF is a chain of blocks whose lengths are in the data: an extension
+    (0x21) and an image's data (after its 0x2C descriptor) are runs of
+    sub-blocks, a length byte and that many bytes, ended by a length of 0.
+    Every byte position gets the position it leads to, as if a block or a
+    sub-block started there, and the chain is followed by pointer doubling, so
+    the cost is O(bytes x log bytes), not one graph step per sub-block (a GIF
+    of one-byte sub-blocks has hundreds of thousands)."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 0, scan_bytes), tf.uint8), tf.int32)
+    n = tf.size(raw)
+    here = tf.range(n)
+    padded = tf.concat([raw, tf.zeros([16], tf.int32)], 0)  # header fields past a short file read 0
+
+    def table_size(flags):  # a colour table follows when bit 7 is set: 3 * 2^(size + 1) bytes
+        return tf.where(flags >= 128, tf.bitwise.left_shift(3, tf.bitwise.bitwise_and(flags, 7) + 1), 0)
+
+    def at(i):
+        return tf.gather(padded, tf.clip_by_value(i, 0, n + 15))
+
+    # Pass 1, to the first image descriptor. Nodes: "a block starts at i" (i),
+    # "an extension's sub-block starts at i" (n + i), and `lost` (2n): cut short
+    # or not a GIF block. A descriptor (0x2C) is an end: its own successor.
+    lost = 2 * n
+
+    def node(base, i):
+        return tf.where(i < n, base + i, lost)
+
+    block = tf.where(tf.equal(raw, 0x21), node(n, here + 2), tf.where(tf.equal(raw, 0x2C), here, lost))
+    sub_block = tf.where(tf.equal(raw, 0), node(0, here + 1), node(n, here + raw + 1))
+    descriptor = _last_node(tf.concat([block, sub_block, [lost]], 0), node(0, 13 + table_size(at(10))),
+                            2 * scan_bytes + 1)
+    # Pass 2, through the image's data sub-blocks to the 0 that ends them (its own successor).
+    lost = n
+    data = descriptor + 10 + table_size(at(descriptor + 9)) + 1  # after the LZW code size byte
+    image_sub_block = tf.where(tf.equal(raw, 0), here, node(0, here + raw + 1))
+    end = _last_node(tf.concat([image_sub_block, [lost]], 0), node(0, data), scan_bytes + 1)
+    return descriptor, tf.where(descriptor < n, end, n)
+
+
+def gif_first_frame(encoded: tf.Tensor) -> tf.Tensor:
+    """A GIF's bytes up to the end of its first image, then the trailer: what
+    decode_image reads of it is one frame, however many follow. Fails
+    (InvalidArgumentError) for a GIF whose first image is cut short, lies
+    outside its canvas, or does not end within its first _GIF_SCAN_BYTES.
+    The first 64 KB are scanned first: a small GIF's whole first frame."""
+    def within(scan_bytes):
+        return lambda: _gif_first_image(encoded, scan_bytes)
+
+    descriptor, end = within(_GIF_SHORT_SCAN_BYTES)()
+    descriptor, end = tf.cond(end < tf.minimum(tf.strings.length(encoded), _GIF_SHORT_SCAN_BYTES),
+                              lambda: (descriptor, end), within(_GIF_SCAN_BYTES))
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(tf.strings.join([encoded, b"\0" * 16]), descriptor, 9),
+                                    tf.uint8), tf.int32)
+    canvas = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 6, 4), tf.uint8), tf.int32)
+    left, top, width, height = (head[i] + 256 * head[i + 1] for i in (1, 3, 5, 7))
+    found = tf.debugging.Assert(end < tf.minimum(tf.strings.length(encoded), _GIF_SCAN_BYTES), [
+        f"GIF: its first frame is cut short, or does not end within its first {_GIF_SCAN_BYTES} bytes: send it "
+        "as a PNG, or a well-formed GIF"])
+    with tf.control_dependencies([found]):
+        inside = tf.debugging.Assert(tf.logical_and(left + width <= canvas[0] + 256 * canvas[1],
+                                                    top + height <= canvas[2] + 256 * canvas[3]), [tf.strings.format(
+            "GIF: its first frame ({} x {} at {}, {}) lies outside its canvas: send it as a PNG",
+            (width, height, left, top))])
+    with tf.control_dependencies([inside]):
+        return tf.strings.join([tf.strings.substr(encoded, 0, end + 1), b"\x3b"])
+
+
+def _thin(image: tf.Tensor) -> tf.Tensor:
+    """Every k-th row and column (k = ceil(side / MAX_DECODE_SIDE)), still uint8,
+    so a side stays under MAX_DECODE_SIDE before the float conversion."""
+    shape = tf.shape(image)
+    strides = (shape[:2] + MAX_DECODE_SIDE - 1) // MAX_DECODE_SIDE
+    return tf.strided_slice(image, [0, 0, 0], shape, tf.concat([strides, [1]], 0))
 
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """One PNG/JPEG/GIF/BMP string (any size, gray/RGB, with or without alpha)
-    -> float32 [150, 150, 3] with values in 0..255. Over MAX_IMAGE_PIXELS it
-    fails before decoding."""
-    with tf.control_dependencies([check_pixel_limit(encoded)]):
-        image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
-    image = tf.cast(image, tf.float32)
+    -> float32 [150, 150, 3] with values in 0..255. Over MAX_DECODED_PIXELS it
+    fails before decoding; a GIF gives its first frame."""
+    with tf.control_dependencies([check_decode_budget(tf.reshape(encoded, [1]))]):
+        encoded = tf.cond(_starts_with(encoded, _MAGIC["gif"]), lambda: gif_first_frame(encoded),
+                          lambda: tf.identity(encoded))
+    image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
+    image = tf.cast(_thin(image), tf.float32)
     channels = tf.shape(image)[-1]
     image = tf.switch_case(channels - 1, [
         lambda: tf.tile(image[..., :1], [1, 1, 3]),                               # gray
@@ -93,6 +216,10 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
 
 
 def decode_batch(encoded: tf.Tensor) -> tf.Tensor:
-    """A [N] string batch -> float32 [N, 150, 150, 3]."""
-    return tf.map_fn(decode_image, encoded,
+    """A [N] string batch -> float32 [N, 150, 150, 3]. The whole batch is
+    checked against the budget first, then decoded one image at a time, so
+    the decode's peak is one image's, not N's."""
+    with tf.control_dependencies([check_decode_budget(encoded)]):
+        encoded = tf.identity(encoded)
+    return tf.map_fn(decode_image, encoded, parallel_iterations=1,
                      fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, CHANNELS], tf.float32))

@@ -46,7 +46,8 @@ def preprocess(encoded: bytes) -> np.ndarray:
     the TFLite model's input for one image.
 
     The steps of the SavedModel's in-graph decode (image_decoding.decode_image):
-    the first frame; gray expanded to RGB; transparency composited onto white
+    the first frame; a side over features.MAX_DECODE_SIDE thinned to
+    every k-th row or column; gray expanded to RGB; transparency composited onto white
     (rgb * a + 255 * (1 - a), a = alpha / 255); then, unless the image is
     already 150x150, a bilinear resize that averages over the source pixels
     when shrinking (TF's antialias=True; Pillow's BILINEAR). No scaling to
@@ -63,9 +64,11 @@ def preprocess(encoded: bytes) -> np.ndarray:
             raise ValueError(f"image has {image.width} x {image.height} pixels, over the limit of "
                              f"{features.MAX_IMAGE_PIXELS}: send a smaller image")
         try:  # the header read fine; the pixels may still be cut short
-            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+            rgba = np.asarray(image.convert("RGBA"))
         except Exception as e:
             raise ValueError(f"the image does not decode ({type(e).__name__}: {e})") from None
+    side = features.MAX_DECODE_SIDE  # thinned while uint8, by the graph's strides
+    rgba = rgba[::-(-rgba.shape[0] // side), ::-(-rgba.shape[1] // side)].astype(np.float32)
     alpha = rgba[..., 3:4] / np.float32(255.0)
     pixels = rgba[..., :3] * alpha + np.float32(BACKGROUND) * (np.float32(1.0) - alpha)
     if pixels.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):

@@ -1,5 +1,6 @@
 """The graph-side decoder gives every path (training, eval, serving) the same pixels."""
 import io
+import time
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from happysad.components.trainer import image_decoding
+import attack_corpus
 
 
 def _encode(image: Image.Image, fmt="PNG") -> bytes:
@@ -73,7 +75,8 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding():
     # decode would allocate 8000*6000*4 float32 bytes per channel - 576 MB.
     bomb = _encode(Image.new("1", (8000, 6000)))
     assert len(bomb) < 100_000
-    with pytest.raises(tf.errors.InvalidArgumentError, match="declares 8000 x 6000 pixels, over the limit"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="image 0 declares 8000 x 6000 pixels; .* over the limit of 40000000 pixels"):
         _decode(bomb)
     under = _encode(Image.new("1", (6000, 6000)))  # 36 MP: decoded and resized
     assert _decode(under).shape == (150, 150, 3)
@@ -92,3 +95,103 @@ def test_the_decoder_imports_as_a_package_module_too():
                             cwd=repo, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "40000000"
+
+
+# --- Bounded decoding: the budget, GIF frames, extreme aspect ratios (attack_corpus builds the inputs) ---
+
+def _refused(encoded: list, match: str) -> None:
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        image_decoding.decode_batch(tf.constant(encoded))
+
+
+def test_the_budget_is_summed_over_the_batch_before_anything_decodes():
+    big = attack_corpus.png_header_only(5000, 5000)  # 25 MP declared, no pixel data
+    check = image_decoding.check_decode_budget
+    check(tf.constant([big]))  # alone it is within the 40 MP budget (its decode would then fail)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image 0 declares 5000 x 5000 pixels; "
+                                                             "all images of the request declare 50000000, over the limit"):
+        check(tf.constant([big, big]))
+    _refused([attack_corpus.png(10, 10), big, big], "declare 50000100, over")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: attack_corpus.jpeg_header_only(65_500, 65_500),
+    lambda: attack_corpus.bmp_header_only(100_000, -100_000),
+    lambda: attack_corpus.png_header_only(2 ** 31 - 1, 2 ** 31 - 1)])
+def test_every_format_is_held_to_the_budget_from_its_header(make):
+    _refused([make()], "over the limit of 40000000 pixels")
+
+
+def test_bytes_of_another_format_are_refused_by_name():
+    _refused([b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\0" * 16], "image 0: Unknown image file format")
+    _refused([b"\x89PNx" + b"\0" * 40], "image 0: Unknown image file format")  # decode_image's 3-byte check took it
+
+
+def test_a_gif_is_decoded_as_its_first_frame_alone():
+    frames = [Image.new("RGB", (60, 40), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
+    assert _decode(out.getvalue())[0, 0].tolist() == [255.0, 0.0, 0.0]
+
+
+def test_a_gifs_cost_does_not_grow_with_its_frames():
+    decode = tf.function(image_decoding.decode_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+    # 2,000 frames: 500 MB of rasters, were every frame decoded.
+    one, many = attack_corpus.gif(500, 500, 1), attack_corpus.gif(500, 500, 2000)
+    decode(tf.constant([one]))
+    seconds = {}
+    for name, data in (("one", one), ("many", many)):
+        started = time.perf_counter()
+        decode(tf.constant([data]))
+        seconds[name] = time.perf_counter() - started
+    print(f"\n1 frame {seconds['one'] * 1000:.0f} ms, 2000 frames {seconds['many'] * 1000:.0f} ms")
+    assert seconds["many"] < 10 * seconds["one"] + 0.5, seconds  # every frame decoded took ~3 s here
+
+
+def test_a_gif_cut_short_fragmented_or_outside_its_canvas_is_refused():
+    whole = attack_corpus.gif(100, 100, 2)
+    _refused([whole[:60]], "GIF: its first frame is cut short")
+    started = time.perf_counter()
+    _refused([attack_corpus.gif_fragmented(100, 100, 3_000_000)], "does not end within its first 4194304 bytes")
+    assert time.perf_counter() - started < 10  # one graph step a sub-block took minutes
+    _refused([attack_corpus.gif_frame_outside_canvas(60_000, 60_000)], "lies outside its canvas")
+
+
+@pytest.mark.parametrize("size", [(100_000, 20), (20, 100_000), (1300, 2500)])
+def test_a_long_side_is_thinned_by_an_integer_stride_before_the_float_buffers(size):
+    """Same pixels as thinning by hand (every k-th row and column, k = ceil(side / 600)) and resizing."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    thinned = pixels[::-(-size[1] // 600), ::-(-size[0] // 600)]
+    assert max(thinned.shape[:2]) <= 600
+    expected = tf.image.resize(tf.cast(thinned, tf.float32), [150, 150], antialias=True).numpy()
+    got = _decode(_encode(Image.fromarray(pixels)))
+    assert np.max(np.abs(np.clip(expected, 0, 255) - got)) < 1e-3
+
+
+def test_random_bytes_and_mutated_headers_are_refused_in_words_never_crash():
+    """Property: any bytes behind any of the four magics either decode or fail
+    with InvalidArgumentError, within the budget and in bounded time."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    seeds = [attack_corpus.png(30, 20), attack_corpus.gif(30, 20, 2),
+             attack_corpus.bmp_header_only(30, 20) + b"\0" * 1800, attack_corpus.jpeg_header_only(30, 20),
+             _encode(Image.new("RGB", (30, 20)), "JPEG")]
+    decode = tf.function(image_decoding.decode_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(seeds), st.lists(st.tuples(st.integers(0, 63), st.integers(0, 255)), max_size=6),
+           st.integers(0, 200), st.binary(max_size=64))
+    def attack(seed, edits, cut, tail):
+        data = bytearray(seed)
+        for position, value in edits:  # overwrite header bytes: sizes, flags, table sizes
+            if position < len(data):
+                data[position] = value
+        data = bytes(data[:len(data) - cut] if cut < len(data) else data) + tail
+        try:
+            assert decode(tf.constant([data])).shape == (1, 150, 150, 3)
+        except tf.errors.InvalidArgumentError:
+            pass
+
+    attack()

@@ -27,7 +27,7 @@ def _in_graph(encoded: bytes) -> np.ndarray:
 
 
 @pytest.mark.parametrize("mode,fmt,size", [
-    ("RGBA", "PNG", 150), ("RGBA", "PNG", 64), ("RGBA", "PNG", 601), ("L", "PNG", 150), ("LA", "PNG", 97),
+    ("RGBA", "PNG", 150), ("RGBA", "PNG", 64), ("RGBA", "PNG", 601), ("RGBA", "PNG", 1201), ("L", "PNG", 150), ("LA", "PNG", 97),
     ("P", "PNG", 150), ("RGB", "BMP", 300), ("RGB", "GIF", 150)])
 def test_preprocess_gives_the_savedmodels_pixels(mode, fmt, size):
     """Same pixels as the graph's decode to float rounding, for every lossless format, gray, palette and
@@ -39,6 +39,17 @@ def test_preprocess_gives_the_savedmodels_pixels(mode, fmt, size):
     pixels[..., 3] = np.linspace(0, 255, size, dtype=np.uint8)[np.newaxis, :]
     encoded = _encoded(Image.fromarray(pixels, "RGBA"), mode, fmt)
     assert np.max(np.abs(tflite_model.preprocess(encoded) - _in_graph(encoded))) < 0.005
+
+
+def test_preprocess_reads_an_animated_gifs_first_frame_as_the_graph_does():
+    frames = [Image.new("P", (40, 40), i) for i in range(3)]
+    for i, frame in enumerate(frames):
+        frame.putpalette([255, 0, 0, 0, 0, 255, 0, 255, 0] + [0] * 759)
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
+    pixels = tflite_model.preprocess(out.getvalue())
+    assert np.max(np.abs(pixels - _in_graph(out.getvalue()))) < 0.005
+    assert pixels[0, 0].tolist() == [255.0, 0.0, 0.0]  # the first frame's red, not the blue or green after it
 
 
 def test_preprocess_differs_from_tensorflow_on_jpeg_only_by_the_decoder():

@@ -75,7 +75,8 @@ def test_images_over_the_pixel_limit_are_refused_and_memory_stays_flat(server, f
     before = _rss_mb(server)
     response = _post(server, f"{MODEL}:predict", {"instances": [_b64(bomb)] * 4})
     assert response.status_code == 400, response.text
-    assert "declares 10000 x 10000 pixels, over the limit of 40000000 pixels" in response.json()["error"]
+    assert ("declares 10000 x 10000 pixels; all images of the request declare 400000000, over the limit of 40000000"
+            in response.json()["error"])
     grown = _rss_mb(server) - before
     print(f"\nRSS {before:.0f} MB -> +{grown:.0f} MB after 4 x 100 MP images")
     assert grown < 100, grown  # the unguarded server grew by 4 GB
