@@ -214,6 +214,10 @@ def cmd_schema(args) -> int:
 
 def cmd_serve(args) -> int:
     _quiet_tensorflow()
+    # oneDNN's CPU allocator keeps every large buffer it has handed out (a hostile
+    # request's 150 MB decode stayed held after its answer); the system allocator
+    # gives it back. Before TensorFlow is imported.
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     from happysad.serving import model_registry, server
 
     if args.model_config_file:
