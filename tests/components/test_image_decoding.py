@@ -195,3 +195,34 @@ def test_random_bytes_and_mutated_headers_are_refused_in_words_never_crash():
             pass
 
     attack()
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+import tensorflow as tf
+from happysad.components.trainer import image_decoding
+decode = tf.function(image_decoding.decode_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+small, big = (open(path, "rb").read() for path in sys.argv[1:3])
+decode(tf.constant([small]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decode(tf.constant([big]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize("size", [(1_000_000, 39), (39, 1_000_000)])
+def test_an_extreme_aspect_ratio_costs_its_uint8_decode_not_gigabytes_of_floats(tmp_path, size):
+    """Memory, measured: the peak of one decode in a fresh process. 39 MP RGBA
+    decode to 156 MB of uint8; as floats, tiled and resized, they took 1.3-3 GB."""
+    import subprocess
+    import sys
+
+    small, big = tmp_path / "small.png", tmp_path / "big.png"
+    small.write_bytes(attack_corpus.png(30, 30))
+    big.write_bytes(attack_corpus.png(*size, "RGBA"))
+    result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(small), str(big)], capture_output=True,
+                            text=True, timeout=300, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    grown = float(result.stdout.split()[-1])
+    print(f"\n{size[0]} x {size[1]} RGBA: peak +{grown:.0f} MB")
+    assert grown < 400, grown
