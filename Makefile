@@ -1,20 +1,25 @@
 # The two commands: `make run` and `make test`. Each sets up .venv first
-# (from requirements.lock, only when missing or stale).
+# (from requirements.lock, only when missing or stale); `make test` also installs
+# chromium and chromium-driver when missing (the browser tests drive them), and
+# prints its 15 slowest tests at the end.
 VENV := .venv
 BIN := $(VENV)/bin
 # Extra flags for `happysad run`, e.g. make run ARGS="--data ~/faces --epochs 10"
 ARGS ?=
 
-.PHONY: run test venv data lock clean serve bench bench-serving bench-transfer
+.PHONY: run test venv browser data lock clean serve bench bench-serving bench-transfer
 
 venv:
 	@scripts/ensure_venv.sh
 
+browser:
+	@scripts/ensure_browser.sh
+
 run: venv
 	$(BIN)/happysad run $(ARGS)
 
-test: venv
-	$(BIN)/python -m pytest tests -q -rfEs $(ARGS)
+test: venv browser
+	$(BIN)/python -m pytest tests -q -rfEs --durations=15 $(ARGS)
 
 # Serve the pushed models over TF Serving's REST (:8501) and gRPC (:8500) APIs.
 serve: venv
