@@ -84,7 +84,8 @@ def broken_links(path):
 
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_relative_links_resolve(path):
-    assert not broken_links(path), "\n".join(broken_links(path))
+    problems = broken_links(path)
+    assert not problems, "\n".join(problems)
 
 
 def test_the_readmes_are_found_and_link_somewhere():
