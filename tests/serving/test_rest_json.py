@@ -40,3 +40,35 @@ def test_classify_examples_are_typed_and_take_the_context():
 def test_malformed_predict_bodies(body, says):
     with pytest.raises(InvalidArgument, match=says):
         rest_json.predict_request(body, ["images"])
+
+
+def test_any_json_body_parses_or_is_an_invalid_argument():
+    """Property: whatever JSON a client sends, the parsers answer with tensors
+    or InvalidArgument (400), never another exception (500), and no tensor
+    holds more elements than the body had characters."""
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8)
+    b64 = st.builds(lambda s: {"b64": s}, st.text("aGk=+/ \n", max_size=8))
+    values = st.recursive(scalars | b64, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["instances", "inputs", "images", "b64", "examples", "context", "signature_name", "x"]),
+        inner, max_size=3), max_leaves=30)
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(values, st.sampled_from([["images"], ["images", "other"]]))
+    def parse(body, input_names):
+        text = json.dumps(body)
+        try:
+            inputs, _ = rest_json.predict_request(body, input_names)
+            assert all(np.asarray(a).size <= len(text) for a in inputs.values())
+        except InvalidArgument:
+            pass
+        try:
+            rest_json.classify_examples(body)
+        except InvalidArgument:
+            pass
+
+    parse()
