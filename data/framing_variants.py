@@ -119,13 +119,15 @@ def random_colour(rng: random.Random) -> tuple[int, int, int]:
     return round(r * 255), round(g * 255), round(b * 255)
 
 
-def build(source_dir: Path | str, out_dir: Path | str, kinds=KINDS, seed: int = 0) -> int:
-    """Writes out_dir/<class>/<stem>-<kind>.png|jpg for every source_dir/<class>/*.png and kind;
-    each image's seed is f"{seed}:{class}/{stem}", so a file does not depend on the others.
-    Returns the number of files written."""
+def build(source_dir: Path | str, out_dir: Path | str, kinds=KINDS, seed: int = 0, classes=None) -> int:
+    """Writes out_dir/<class>/<stem>-<kind>.png|jpg for every source_dir/<class>/*.png (of `classes`
+    only, if given) and kind; each image's seed is f"{seed}:{class}/{stem}", so a file does not
+    depend on the others. Returns the number of files written."""
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     count = 0
     for path in sorted(source_dir.glob("*/*.png")):
+        if classes is not None and path.parent.name not in classes:
+            continue
         target = out_dir / path.parent.name
         target.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:

@@ -112,3 +112,4 @@ def test_build_writes_every_kind_reproducibly(tmp_path):
     for path, data in files["a"].items():  # no metadata that could change from run to run
         assert b"tIME" not in data and b"Exif" not in data, path
     assert framing_variants.build(source, tmp_path / "d", kinds=["small"], seed=1) == len(SOURCES)
+    assert framing_variants.build(source, tmp_path / "e", kinds=["small"], seed=1, classes=["sad"]) == 1
