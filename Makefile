@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Extra flags for `happysad run`, e.g. make run ARGS="--data ~/faces --epochs 10"
 ARGS ?=
 
-.PHONY: run test venv browser data lock clean serve bench bench-serving bench-transfer
+.PHONY: run test venv browser data lock clean serve bench bench-serving bench-transfer bench-robustness
 
 venv:
 	@scripts/ensure_venv.sh
@@ -38,6 +38,13 @@ bench-serving: venv
 # default model (~25 min; ARGS="--arch reference" ~10 min).
 bench-transfer: venv
 	$(BIN)/python benchmarks/transfer_benchmark.py --json pipeline_output/benchmarks/transfer.json $(ARGS)
+
+# Robustness to framing: the held-out real art and new generated faces, clean and off-centre, small,
+# JPEG, dark mode, rotated (data/framing_variants.py), for both Trainer models, 3 seeds each; writes its
+# section of benchmarks/RESULTS.md (make bench keeps it). ARGS="--arch lite0 --seeds 1" for one run.
+bench-robustness: venv
+	$(BIN)/python benchmarks/robustness_benchmark.py --json pipeline_output/benchmarks/robustness.json \
+	  --markdown benchmarks/RESULTS.md $(ARGS)
 
 # Regenerate the generated faces, classic and wide (byte-for-byte what is committed).
 data: venv

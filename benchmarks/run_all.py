@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/run_all.py [--quick]
 
 Writes pipeline_output/benchmarks/results.json and benchmarks/RESULTS.md
-(the README links the latter; commit it after a run on the reference machine).
+(the README links the latter; commit it after a run on the reference machine),
+keeping RESULTS.md's section from `make bench-robustness`.
 --quick: one repeat and 80/1,000 images only, for a smoke run.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE)]
 
 import pipeline_benchmark  # noqa: E402
+import robustness_benchmark  # noqa: E402
 import serving_benchmark  # noqa: E402
 
 # The targets of the performance issue: (label, how to read it from results, comparison, bound).
@@ -130,7 +132,9 @@ def main(argv=None) -> int:
     results["serving"] = json.loads((args.out / "serving.json").read_text())
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)
-    args.markdown.write_text(text)
+    # Keep the section `make bench-robustness` writes (between its marker lines).
+    kept = robustness_benchmark.section(args.markdown.read_text()) if args.markdown.exists() else None
+    args.markdown.write_text(robustness_benchmark.replace_section(text, kept) if kept else text)
     print(text)
     print(f"figures: {args.out / 'results.json'}; summary: {args.markdown}")
     return 0
