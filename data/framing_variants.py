@@ -16,8 +16,9 @@ of one such variant, the same bytes for the same seed:
 
 Transparent art is composited onto the background by its alpha, as a chat app
 would. Art without alpha (the real-emoji pack: RGB on white) has its white
-surround, the near-white pixels connected to the border, made transparent first,
-so a dark canvas shows the face and not a white square.
+surround, the near-white pixels connected to the border (and the face's outermost,
+anti-aliased pixel), made transparent first, so a dark canvas shows the face and
+not a white square.
 
 PIL and numpy only. `build` writes a folder of variants (reproducible byte for
 byte for a seed and Pillow version); `python -m happysad.data.framing_variants
@@ -32,7 +33,7 @@ import random
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 KINDS = ("offcentre-white", "offcentre-dark", "offcentre-colour", "small", "jpeg", "dark", "rotated", "mixed")
 JPEG_KINDS = ("jpeg", "mixed")
@@ -53,8 +54,8 @@ def extension(kind: str) -> str:
 
 def cutout(image: Image.Image) -> Image.Image:
     """RGBA: the image's own alpha; or, for art without alpha, its near-white surround
-    (connected to the border) made transparent. Anti-aliased edge pixels stay opaque,
-    a light fringe of a pixel or so on a dark canvas."""
+    (connected to the border) made transparent, and the face's outermost pixel with it
+    (anti-aliased against white, it would leave a light ring on a dark canvas)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         return image.convert("RGBA")
     rgba = image.convert("RGBA")
@@ -63,7 +64,8 @@ def cutout(image: Image.Image) -> Image.Image:
     for corner in ((0, 0), (mask.width - 1, 0), (0, mask.height - 1), (mask.width - 1, mask.height - 1)):
         if mask.getpixel(corner) == 255:
             ImageDraw.floodfill(mask, corner, 128, thresh=0)
-    rgba.putalpha(Image.fromarray(np.where(np.asarray(mask) == 128, 0, 255).astype(np.uint8)))
+    alpha = Image.fromarray(np.where(np.asarray(mask) == 128, 0, 255).astype(np.uint8))
+    rgba.putalpha(alpha.filter(ImageFilter.MinFilter(3)))
     return rgba
 
 

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from happysad.data import emoji_faces, framing_variants
 from happysad.data.framing_variants import KINDS
@@ -93,6 +93,11 @@ def test_art_without_alpha_loses_its_white_surround_on_a_dark_canvas():
     assert tuple(dark[0, 0]) == framing_variants.DARK and tuple(dark[-1, -1]) == framing_variants.DARK
     assert tuple(dark[75, 75]) == art.getpixel((75, 75))  # the face itself is unchanged
     assert (np.abs(dark.astype(int) - 255).max(axis=2) < 10).mean() < 0.02  # no white square left
+    # Nor a light ring: of the face's pixels touching the background, few are light (399 of 554
+    # when the anti-aliased edge, blended with white, was kept; 9 now).
+    background = Image.fromarray((dark == framing_variants.DARK).all(axis=2).astype(np.uint8) * 255)
+    edge = (np.asarray(background.filter(ImageFilter.MaxFilter(3))) > 0) & (np.asarray(background) == 0)
+    assert (dark.min(axis=2)[edge] >= 200).mean() < 0.05
 
 
 def test_build_writes_every_kind_reproducibly(tmp_path):
