@@ -7,6 +7,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
+from happysad.serving import metrics
 from live_server import MODEL, start_server, wait_until, write_models_config
 
 
@@ -32,8 +33,10 @@ def test_prometheus_metrics_count_requests_and_list_loaded_versions(server, face
 
     assert value(":tensorflow:serving:request_count_total", model_name=MODEL, signature_name="serving_default",
                  API="REST:predict", status="200") >= 1
-    assert value(":tensorflow:serving:request_count_total", model_name=MODEL, signature_name="nope",
+    # A signature the model lacks is counted, under OTHER: label values come from what is served.
+    assert value(":tensorflow:serving:request_count_total", model_name=MODEL, signature_name=metrics.OTHER,
                  status="400") >= 1
+    assert not [s for s in samples if s.labels.get("signature_name") == "nope"]
     assert value(":tensorflow:serving:request_latency_count", model_name=MODEL, API="REST:predict") >= 2
     assert value(":tensorflow:serving:model_version_state", model_name=MODEL, version="1", state="AVAILABLE") == 1
 
