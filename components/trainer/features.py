@@ -49,6 +49,16 @@ MAX_IMAGE_PIXELS = MAX_DECODED_PIXELS  # one image's share when decoded alone (i
 # still uint8, so the float buffers and the antialiased resize that follow
 # start from at most 4x the model's side, whatever the aspect ratio.
 MAX_DECODE_SIDE = 4 * IMAGE_SIZE
+# Framing: where an image's border is one colour (a chat background, a
+# screenshot's margin, transparency composited onto white), the model sees the
+# square around what differs from it, with a margin, not the whole canvas: a
+# small or off-centre face fills the frame as in training. A pixel differs when
+# a channel is more than FRAME_TOLERANCE levels from the border's median colour;
+# the border is one colour when at most FRAME_BORDER_OFF of it differs. The
+# margin is 1/FRAME_MARGIN_DIVISOR of the box's larger side, on every side.
+FRAME_TOLERANCE = 32.0
+FRAME_BORDER_OFF = 0.1
+FRAME_MARGIN_DIVISOR = 12
 
 
 def check_class_set(class_names) -> list:

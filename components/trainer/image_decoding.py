@@ -187,10 +187,43 @@ def _thin(image: tf.Tensor) -> tf.Tensor:
     return tf.strided_slice(image, [0, 0, 0], shape, tf.concat([strides, [1]], 0))
 
 
+def frame(image: tf.Tensor) -> tf.Tensor:
+    """float32 [H, W, 3] (0..255) -> the square around what differs from the
+    image's border colour, with a margin, padded with that colour where it
+    leaves the image; the image itself where the border is not one colour or
+    nothing differs from it (features.FRAME_*). tflite_model.frame does the same
+    in numpy, to the pixel."""
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    border = tf.concat([image[0], image[height - 1], image[:, 0], image[:, width - 1]], 0)
+    colour = tf.sort(border, axis=0)[tf.shape(border)[0] // 2]  # each channel's median (the upper one)
+    border_off = tf.reduce_max(tf.abs(border - colour), axis=-1) > features.FRAME_TOLERANCE
+    off = tf.reduce_max(tf.abs(image - colour), axis=-1) > features.FRAME_TOLERANCE
+    rows, columns = tf.reduce_any(off, axis=1), tf.reduce_any(off, axis=0)
+    framed = tf.logical_and(tf.reduce_mean(tf.cast(border_off, tf.float32)) <= features.FRAME_BORDER_OFF,
+                            tf.reduce_any(rows))
+
+    def first(flags):
+        return tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
+
+    def square():
+        top, bottom = first(rows), height - first(tf.reverse(rows, [0]))  # [top, bottom)
+        left, right = first(columns), width - first(tf.reverse(columns, [0]))
+        size = tf.maximum(bottom - top, right - left)
+        side = size + 2 * (size // features.FRAME_MARGIN_DIVISOR)
+        y, x = (top + bottom - side) // 2, (left + right - side) // 2
+        y0, x0 = tf.maximum(y, 0), tf.maximum(x, 0)
+        y1, x1 = tf.minimum(y + side, height), tf.minimum(x + side, width)
+        inside = image[y0:y1, x0:x1] - colour
+        return tf.pad(inside, [[y0 - y, y + side - y1], [x0 - x, x + side - x1], [0, 0]]) + colour
+
+    return tf.cond(framed, square, lambda: image)
+
+
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """One PNG/JPEG/GIF/BMP string (any size, gray/RGB, with or without alpha)
-    -> float32 [150, 150, 3] with values in 0..255. Over MAX_DECODED_PIXELS it
-    fails before decoding; a GIF gives its first frame."""
+    -> float32 [150, 150, 3] with values in 0..255: composited onto white,
+    framed (frame) and resized. Over MAX_DECODED_PIXELS it fails before
+    decoding; a GIF gives its first frame."""
     with tf.control_dependencies([check_decode_budget(tf.reshape(encoded, [1]))]):
         encoded = tf.cond(_starts_with(encoded, _MAGIC["gif"]), lambda: gif_first_frame(encoded),
                           lambda: tf.identity(encoded))
@@ -203,6 +236,8 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
         lambda: image[..., :3],                                                   # RGB
         lambda: _composite(image[..., :3], image[..., 3:4]),                      # RGBA
     ])
+    image.set_shape([None, None, CHANNELS])
+    image = frame(image)
     image.set_shape([None, None, CHANNELS])
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     image = tf.cond(

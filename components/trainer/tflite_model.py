@@ -47,9 +47,9 @@ def preprocess(encoded: bytes) -> np.ndarray:
 
     The steps of the SavedModel's in-graph decode (image_decoding.decode_image):
     the first frame; a side over features.MAX_DECODE_SIDE thinned to
-    every k-th row or column; gray expanded to RGB; transparency composited onto white
-    (rgb * a + 255 * (1 - a), a = alpha / 255); then, unless the image is
-    already 150x150, a bilinear resize that averages over the source pixels
+    every k-th row or column; gray expanded to RGB; transparency composited
+    onto white (rgb * a + 255 * (1 - a), a = alpha / 255); framed (frame);
+    then, unless the image is already 150x150, a bilinear resize that averages over the source pixels
     when shrinking (TF's antialias=True; Pillow's BILINEAR). No scaling to
     0..1: the model rescales inside. Raises ValueError for bytes that are not
     an image, or over features.MAX_IMAGE_PIXELS pixels."""
@@ -70,11 +70,32 @@ def preprocess(encoded: bytes) -> np.ndarray:
     side = features.MAX_DECODE_SIDE  # thinned while uint8, by the graph's strides
     rgba = rgba[::-(-rgba.shape[0] // side), ::-(-rgba.shape[1] // side)].astype(np.float32)
     alpha = rgba[..., 3:4] / np.float32(255.0)
-    pixels = rgba[..., :3] * alpha + np.float32(BACKGROUND) * (np.float32(1.0) - alpha)
+    pixels = frame(rgba[..., :3] * alpha + np.float32(BACKGROUND) * (np.float32(1.0) - alpha))
     if pixels.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
         pixels = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c]), mode="F").resize(
             (IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)) for c in range(3)], axis=-1)
     return np.clip(pixels, 0.0, 255.0).astype(np.float32)
+
+
+def frame(pixels: np.ndarray) -> np.ndarray:
+    """image_decoding.frame in numpy: float32 [H, W, 3] -> the square around
+    what differs from the border's colour, with a margin, padded with that
+    colour; the image itself where the border is not one colour."""
+    height, width = pixels.shape[:2]
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    colour = np.sort(border, axis=0)[len(border) // 2]
+    border_off = np.abs(border - colour).max(axis=-1) > features.FRAME_TOLERANCE
+    off = np.abs(pixels - colour).max(axis=-1) > features.FRAME_TOLERANCE
+    rows, columns = np.flatnonzero(off.any(axis=1)), np.flatnonzero(off.any(axis=0))
+    if np.float32(border_off.mean()) > features.FRAME_BORDER_OFF or not len(rows):
+        return pixels
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    size = max(bottom - top, right - left)
+    side = size + 2 * (size // features.FRAME_MARGIN_DIVISOR)
+    y, x = (top + bottom - side) // 2, (left + right - side) // 2
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + side, height), min(x + side, width)
+    inside = pixels[y0:y1, x0:x1] - colour
+    return np.pad(inside, [(y0 - y, y + side - y1), (x0 - x, x + side - x1), (0, 0)]) + colour
 
 
 class TFLiteModel:

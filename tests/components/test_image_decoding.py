@@ -23,7 +23,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 def test_transparent_pixels_become_white_not_black():
     rgba = Image.new("RGBA", (150, 150), (0, 0, 0, 0))
-    rgba.paste((0, 128, 0, 255), (0, 0, 10, 10))
+    rgba.paste((0, 128, 0, 255), (0, 0, 10, 150))  # a band along the border: not framed
     pixels = _decode(_encode(rgba))
     assert pixels[100, 100].tolist() == [255, 255, 255]
     assert pixels[5, 5].tolist() == [0, 128, 0]
@@ -58,7 +58,7 @@ def test_batch_decoding_handles_mixed_sizes():
 
 def test_partly_transparent_gray_alpha_blends_with_white():
     gray_alpha = Image.new("LA", (150, 150), (0, 0))
-    gray_alpha.paste((40, 128), (0, 0, 10, 10))
+    gray_alpha.paste((40, 128), (0, 0, 10, 150))  # a band along the border: not framed
     pixels = _decode(_encode(gray_alpha))
     assert pixels[100, 100].tolist() == [255, 255, 255]  # fully transparent: white
     assert pixels[5, 5] == pytest.approx([40 * 128 / 255 + 255 * (1 - 128 / 255)] * 3, abs=0.01)
@@ -97,6 +97,43 @@ def test_the_decoder_imports_as_a_package_module_too():
     assert result.stdout.strip() == "40000000"
 
 
+# --- Framing: a face on a one-colour background fills the frame, wherever it sits ---
+
+def _face_on(canvas_size, background, box):
+    """A 'face' (a red disc with a dark mouth) in `box` on a canvas of one colour."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", canvas_size, background)
+    draw = ImageDraw.Draw(image)
+    left, top, size = box
+    draw.ellipse([left, top, left + size - 1, top + size - 1], fill=(230, 40, 40))
+    draw.rectangle([left + size // 4, top + size * 2 // 3, left + size * 3 // 4, top + size * 3 // 4],
+                   fill=(40, 0, 0))
+    return _encode(image)
+
+
+def test_a_small_off_centre_face_is_framed_the_same_wherever_it_sits():
+    """Where it sits and how large the canvas is do not change what the model sees."""
+    a = _decode(_face_on((400, 300), (255, 255, 255), (250, 20, 120)))
+    b = _decode(_face_on((260, 600), (255, 255, 255), (10, 450, 120)))
+    centred = _decode(_face_on((150, 150), (255, 255, 255), (15, 15, 120)))
+    assert np.abs(a - b).max() < 1 and np.abs(a - centred).max() < 1
+    assert a[75, 75].tolist()[0] > 200 and a[2, 2].tolist() == [255, 255, 255]  # the face fills it; a margin
+
+
+def test_a_dark_background_is_framed_with_its_own_colour():
+    pixels = _decode(_face_on((500, 500), (30, 31, 34), (300, 330, 100)))
+    assert pixels[75, 75][0] > 200
+    assert pixels[1, 1].tolist() == pytest.approx([30, 31, 34], abs=0.01)
+
+
+def test_a_border_of_many_colours_is_left_whole():
+    rng = np.random.default_rng(1)
+    noisy = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    expected = tf.image.resize(tf.constant(noisy, tf.float32), [150, 150], antialias=True).numpy()
+    assert np.abs(_decode(_encode(Image.fromarray(noisy))) - np.clip(expected, 0, 255)).max() < 1e-3
+
+
 # --- Bounded decoding: the budget, GIF frames, extreme aspect ratios (attack_corpus builds the inputs) ---
 
 def _refused(encoded: list, match: str) -> None:
@@ -108,8 +145,8 @@ def test_the_budget_is_summed_over_the_batch_before_anything_decodes():
     big = attack_corpus.png_header_only(5000, 5000)  # 25 MP declared, no pixel data
     check = image_decoding.check_decode_budget
     check(tf.constant([big]))  # alone it is within the 40 MP budget (its decode would then fail)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="image 0 declares 5000 x 5000 pixels; "
-                                                             "all images of the request declare 50000000, over the limit"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="image 0 declares 5000 x 5000 pixels; all images of the request declare 50000000, over"):
         check(tf.constant([big, big]))
     _refused([attack_corpus.png(10, 10), big, big], "declare 50000100, over")
 

@@ -41,6 +41,17 @@ def test_preprocess_gives_the_savedmodels_pixels(mode, fmt, size):
     assert np.max(np.abs(tflite_model.preprocess(encoded) - _in_graph(encoded))) < 0.005
 
 
+@pytest.mark.parametrize("background,canvas,at,size", [
+    ((255, 255, 255), (300, 300), (160, 20), 90), ((30, 31, 34), (420, 260), (10, 150), 64),
+    ((120, 200, 90), (200, 500), (40, 380), 150)])
+def test_preprocess_frames_a_small_off_centre_face_as_the_graph_does(background, canvas, at, size):
+    art = Image.open(NOTO[2]).convert("RGBA").resize((size, size), Image.BICUBIC)
+    image = Image.new("RGB", canvas, background)
+    image.paste(art, at, art)
+    encoded = _encoded(image, "RGB", "PNG")
+    assert np.max(np.abs(tflite_model.preprocess(encoded) - _in_graph(encoded))) < 0.005
+
+
 def test_preprocess_reads_an_animated_gifs_first_frame_as_the_graph_does():
     frames = [Image.new("P", (40, 40), i) for i in range(3)]
     for i, frame in enumerate(frames):
