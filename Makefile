@@ -50,6 +50,7 @@ bench-robustness: venv
 data: venv
 	$(BIN)/happysad generate
 	$(BIN)/happysad generate --family wide
+	$(BIN)/happysad generate --family variants
 
 # Re-resolve the lock after editing pyproject.toml (uv: ~15 s; old pip backtracks for minutes).
 # Every line carries its files' SHA-256s: scripts/ensure_venv.sh installs with --require-hashes.

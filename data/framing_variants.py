@@ -140,6 +140,29 @@ def build(source_dir: Path | str, out_dir: Path | str, kinds=KINDS, seed: int = 
     return count
 
 
+HELD_OUT_DIR = Path(__file__).resolve().parent / "emoji_variants"  # the default run's held-out variants
+HELD_OUT_SEED = 20261206
+
+
+def build_held_out(set_dirs, out_dir: Path | str = HELD_OUT_DIR, classes=("happy", "sad"),
+                   seed: int = HELD_OUT_SEED) -> int:
+    """One variant of every image of the sets: out_dir/<class>/<set>-<stem>-<kind>.png|jpg,
+    the kinds taken in turn over the images in order (set, class, name), so each
+    kind covers about 1/8 of them. The default run holds this folder out for the
+    gate: the held-out vendors' faces as people send them. Returns the count."""
+    paths = sorted((Path(d).name, path.parent.name, path) for d in set_dirs for path in Path(d).glob("*/*.png")
+                   if path.parent.name in classes)
+    out_dir = Path(out_dir)
+    for i, (set_name, class_name, path) in enumerate(paths):
+        kind = KINDS[i % len(KINDS)]
+        with Image.open(path) as image:
+            data = variant(image, kind, random.Random(f"{seed}:{set_name}/{class_name}/{path.stem}"))
+        target = out_dir / class_name
+        target.mkdir(parents=True, exist_ok=True)
+        (target / f"{set_name}-{path.stem}-{kind}.{extension(kind)}").write_bytes(data)
+    return len(paths)
+
+
 def _onto(face: Image.Image, background: tuple) -> Image.Image:
     canvas = Image.new("RGB", face.size, background)
     canvas.paste(face, (0, 0), face)

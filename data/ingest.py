@@ -112,9 +112,11 @@ def default_sources(held_out: Sequence[str]) -> list[Source]:
     """What `happysad run` trains on without --data: the generated faces (the
     classic 80 and the wide family's 200), then every real-emoji set of the
     pack (data/real_emoji); the sets named in held_out go to eval whole, for
-    the gate. (The wide faces transfer to unseen vendors best; README, "which
-    default".)"""
-    from happysad.data import emoji_faces, real_emoji_pack
+    the gate, and so does data/emoji_variants (the default held-out sets'
+    faces small, off-centre, JPEG, dark, rotated: `happysad generate --family
+    variants`). (The wide faces transfer to unseen vendors best; data/README,
+    "which default".)"""
+    from happysad.data import emoji_faces, framing_variants, real_emoji_pack
 
     unknown = set(held_out) - set(real_emoji_pack.SETS)
     if unknown:
@@ -122,7 +124,8 @@ def default_sources(held_out: Sequence[str]) -> list[Source]:
                           + ", ".join(sorted(real_emoji_pack.SETS)))
     return [Source.of(folder) for folder in emoji_faces.TRAINING_DIRS] + [
         Source(real_emoji_pack.PACK_DIR / name, name, held_out=name in held_out)
-        for name in sorted(real_emoji_pack.SETS)]
+        for name in sorted(real_emoji_pack.SETS)] + [
+        Source(framing_variants.HELD_OUT_DIR, features.VARIANTS_SOURCE, held_out=True)]
 
 
 def held_out_sources(examples_dir: Path) -> list[str]:

@@ -38,6 +38,13 @@ def _quiet_tensorflow() -> None:
 def cmd_generate(args) -> int:
     from happysad.data import emoji_faces
 
+    if args.family == "variants":  # the held-out vendors' faces as people send them (data/emoji_variants)
+        from happysad.data import framing_variants, real_emoji_pack
+
+        out = args.out or framing_variants.HELD_OUT_DIR
+        count = framing_variants.build_held_out([real_emoji_pack.PACK_DIR / s for s in configs.HELD_OUT_SOURCES], out)
+        print(f"wrote {count} framing variants of {', '.join(configs.HELD_OUT_SOURCES)} to {out}")
+        return 0
     wide = args.family == "wide"  # each family's defaults: the committed set
     out = args.out or (emoji_faces.WIDE_DIR if wide else emoji_faces.DEFAULT_DIR)
     count = args.count if args.count is not None else (emoji_faces.WIDE_COUNT if wide else emoji_faces.DEFAULT_COUNT)
@@ -385,8 +392,9 @@ def add_generate_parser(sub) -> None:
     from happysad.data.emoji_faces import CLASS_NAMES, DEFAULT_COUNT, DEFAULT_DIR, DEFAULT_SEED, EXPRESSIONS, FAMILIES
 
     gen = sub.add_parser("generate", help="generate the synthetic emoji faces")
-    gen.add_argument("--family", choices=sorted(FAMILIES), default="classic",
-                     help="classic: the seed's faces; wide: every style of the vendors' art (default: %(default)s)")
+    gen.add_argument("--family", choices=sorted(FAMILIES) + ["variants"], default="classic",
+                     help="classic: the seed's faces; wide: every style of the vendors' art; variants: the held-out "
+                     "vendors' faces framed as people send them, the gate's (default: %(default)s)")
     gen.add_argument("--out", type=Path, default=None,
                      help=f"folder to write (default: {DEFAULT_DIR}, or data/emoji_faces_wide for wide)")
     gen.add_argument("--count", type=int, default=None,

@@ -11,6 +11,7 @@ CLASS_NAME_KEY = "class_name"  # the class folder's name
 FILENAME_KEY = "filename"  # path relative to the data folder (<source>/<path> when several)
 SOURCE_KEY = "source"  # where the image came from: GENERATED_SOURCE, a vendor, a folder name
 GENERATED_SOURCE = "generated"  # the generator's faces
+VARIANTS_SOURCE = "variants"  # the held-out vendors' faces framed as people send them (the default run's gate)
 
 # Ingestion's train/eval split: 1 of every HASH_BUCKETS files (by a hash of
 # its source and name) goes to eval, the rest to train; held-out sources go

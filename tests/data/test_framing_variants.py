@@ -118,3 +118,21 @@ def test_build_writes_every_kind_reproducibly(tmp_path):
         assert b"tIME" not in data and b"Exif" not in data, path
     assert framing_variants.build(source, tmp_path / "d", kinds=["small"], seed=1) == len(SOURCES)
     assert framing_variants.build(source, tmp_path / "e", kinds=["small"], seed=1, classes=["sad"]) == 1
+
+
+def test_the_committed_held_out_variants_regenerate_byte_for_byte(tmp_path):
+    """data/emoji_variants, the default run's held-out source "variants": one variant of each face
+    of the held-out vendors, the kinds in turn (`happysad generate --family variants`)."""
+    from happysad.pipeline import configs
+
+    sets = [PACK_DIR / name for name in configs.HELD_OUT_SOURCES]
+    count = framing_variants.build_held_out(sets, tmp_path)
+    built = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.*")}
+    committed = {p.relative_to(framing_variants.HELD_OUT_DIR): p.read_bytes()
+                 for p in framing_variants.HELD_OUT_DIR.rglob("*.*")}
+    assert count == len(built) == len(committed) == 53
+    assert built.keys() == committed.keys()
+    differ = sorted(str(p) for p in built if built[p] != committed[p])
+    assert not differ, f"regenerate with `make data` (Pillow may have changed): {differ[:5]}"
+    kinds = [max((k for k in KINDS if p.stem.endswith("-" + k)), key=len) for p in built]
+    assert {kind: kinds.count(kind) for kind in KINDS} == {kind: pytest.approx(53 / 8, abs=1) for kind in KINDS}

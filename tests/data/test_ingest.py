@@ -349,7 +349,7 @@ def test_the_default_sources_hold_the_named_sets_out_and_name_the_generated_face
     sources = ingest.default_sources(configs.HELD_OUT_SOURCES)
     assert sources[:2] == [ingest.Source(emoji_faces.DEFAULT_DIR, "generated", False),
                            ingest.Source(emoji_faces.WIDE_DIR, "generated-wide", False)]
-    assert {s.name for s in sources if s.held_out} == {"emojione", "noto"}
+    assert {s.name for s in sources if s.held_out} == {"emojione", "noto", "variants"}
     assert {"twemoji", "openmoji", "fluent-flat", "fluent-3d"} <= {s.name for s in sources if not s.held_out}
     with pytest.raises(ingest.IngestError, match="no real-emoji set named apple"):
         ingest.default_sources(("apple",))
