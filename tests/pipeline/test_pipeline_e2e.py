@@ -424,6 +424,45 @@ def test_the_pushed_model_reads_real_emoji_of_vendors_it_never_trained_on(ws, fi
     assert row.split()[1:3] == [str(len(files)), f"{accuracy:.3f}"] and "held out" in row, row
 
 
+def test_the_same_weights_without_framing_are_not_blessed_on_the_held_out_variants(ws, first_run, tmp_path,
+                                                                                  monkeypatch):
+    """The gate sees framing: the pushed model's own weights, exported without the
+    decoder's framing step, read the held-out variants (small, off-centre, dark,
+    JPEG) poorly, and the pipeline's EvalConfig, through TFMA as the Evaluator
+    runs it, refuses that model on the variants slice alone."""
+    import keras
+    import tensorflow_model_analysis as tfma
+
+    from happysad.components.trainer import features, image_decoding, serving_signatures
+    from happysad.pipeline.pipeline import _eval_config
+
+    (trainer,) = [e for e in ws.executions("Trainer") if e.id in ws.run_executions(first_run.run_id)]
+    model_dir = Path(ws.io(trainer, metadata_store_pb2.Event.OUTPUT, "model")[0].uri) / "Format-Serving"
+    model = keras.models.load_model(model_dir / "assets.extra" / serving_signatures.KERAS_MODEL_FILE)
+    with monkeypatch.context() as patch:
+        patch.setattr(image_decoding, "frame", lambda image: image)
+        serving_signatures.export(model, list(emoji_faces.CLASS_NAMES), str(tmp_path / "unframed"))
+    held_out = _report(ws)["held_out"]
+    assert features.VARIANTS_SOURCE in held_out
+    config = _eval_config(configs.GateConfig(), 2, held_out)
+    out = str(tmp_path / "evaluation")
+    tfma.run_model_analysis(
+        eval_shared_model=tfma.default_eval_shared_model(eval_saved_model_path=str(tmp_path / "unframed"),
+                                                         eval_config=config),
+        eval_config=config, data_location=str(ws.root / "tfrecords" / ingest.TFRECORD_NAMES["eval"]),
+        output_path=out)
+    failed = sorted({(f.metric_key.name, *(f"{k.column}={k.bytes_value.decode()}"
+                                           for k in per_slice.slice_key.single_slice_keys))
+                     for per_slice in tfma.load_validation_result(out).metric_validations_per_slice
+                     for f in per_slice.failures})
+    accuracy = {keys[0].bytes_value.decode(): kv.value.double_value.value
+                for m in tfma.load_metrics(out) if len(keys := m.slice_key.single_slice_keys) == 1
+                and keys[0].column == features.SOURCE_KEY
+                for kv in m.metric_keys_and_values if kv.key.name == "binary_accuracy"}
+    print(f"\nwithout framing, accuracy by source: {accuracy}")
+    assert failed == [("binary_accuracy", f"source={features.VARIANTS_SOURCE}")], (failed, accuracy)
+
+
 # The reference CNN (`--arch reference`) on the held-out vendors, measured: EmojiOne 0.920-1.000
 # and Noto 1.000 over machines and seeds (README). Its gate is the default's, 0.9.
 REFERENCE_HELD_OUT_FLOOR = 0.88
