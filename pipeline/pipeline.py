@@ -59,9 +59,12 @@ def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: S
         return tfma.GenericValueThreshold(lower_bound={"value": bound})
 
     # A held-out source missing from the eval data fails the gate (TFMA: missing slice).
+    def floor(name: str) -> float:
+        return gate.min_variants_accuracy if name == features.VARIANTS_SOURCE else gate.min_unseen_accuracy
+
     unseen = [tfma.PerSliceMetricThreshold(
-        slicing_specs=[tfma.SlicingSpec(feature_values={features.SOURCE_KEY: name}) for name in held_out_sources],
-        threshold=tfma.MetricThreshold(value_threshold=at_least(gate.min_unseen_accuracy)))] if held_out_sources else []
+        slicing_specs=[tfma.SlicingSpec(feature_values={features.SOURCE_KEY: name})],
+        threshold=tfma.MetricThreshold(value_threshold=at_least(floor(name)))) for name in held_out_sources]
     if num_classes == 2:
         metrics_specs = [tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),

@@ -157,3 +157,15 @@ def test_a_held_out_source_missing_from_the_eval_data_fails_the_gate(tmp_path):
     failures, result = _validate(tmp_path, RIGHT, held_out=("noto",))
     assert failures == [] and not result.validation_ok
     assert [dict(m.feature_values) for m in result.missing_slices] == [{"source": "noto"}]
+
+
+@pytest.mark.parametrize("wrong, blessed", [(3, True), (4, False)])
+def test_the_variants_floor_passes_three_wrong_faces_of_53_and_fails_four(tmp_path, wrong, blessed):
+    # 53 held-out variants, as data/emoji_variants has: three wrong (0.943) pass the 0.94 floor,
+    # four (0.925) fail it, though both are over the 0.9 of the held-out vendors.
+    assert configs.GateConfig().min_variants_accuracy == 0.94
+    rows = [(0, 0.1, 0.1, "generated")] * 10 + [(1, 0.9, 0.9, "generated")] * 10 + \
+        [(0, 0.6, 0.6, "variants")] * wrong + [(0, 0.1, 0.1, "variants")] * (26 - wrong) + \
+        [(1, 0.9, 0.9, "variants")] * 27
+    failures = _failures(tmp_path, rows, held_out=("variants",))
+    assert failures == ([] if blessed else [("binary_accuracy", False, "source=variants")])
