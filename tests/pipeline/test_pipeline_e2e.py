@@ -144,11 +144,12 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
               for split in ("train", "eval")}
     sources = _report(ws)["sources"]
     assert counts == {split: sum(sum(s[split].values()) for s in sources.values()) for split in counts}
-    # The generated faces (classic and wide), and each real set's happy and sad faces (EmojiOne 2
-    # has 25: it predates 3 of them).
-    assert sum(counts.values()) == 80 + 200 + 7 * 28 + 25
+    # The generated faces (classic and wide), each real set's happy and sad faces (EmojiOne 2
+    # has 25: it predates 3 of them), and one framing variant of each held-out face.
+    assert sum(counts.values()) == 80 + 200 + 7 * 28 + 25 + (28 + 25)
     assert sum(sources["noto"]["eval"].values()) == 28 and sources["noto"]["train"] == {}  # held out
     assert sum(sources["emojione"]["eval"].values()) == 25 and sources["emojione"]["train"] == {}
+    assert sum(sources["variants"]["eval"].values()) == 53 and sources["variants"]["train"] == {}
 
     statistics = Path(ws.io(first("StatisticsGen"), metadata_store_pb2.Event.OUTPUT, "statistics")[0].uri)
     stats = statistics_pb2.DatasetFeatureStatisticsList()
