@@ -106,7 +106,9 @@ def test_an_install_that_leaves_them_missing_fails(tmp_path):
 
 def test_make_test_sets_up_then_runs_pytest_and_ci_only_calls_it():
     # make -n prints the recipes without running them: the venv, the browser, then pytest.
-    dry_run = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    # --no-print-directory: under `make test` (MAKELEVEL 1) make would add "Entering directory" lines.
+    dry_run = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=REPO, capture_output=True,
+                             text=True, timeout=30)
     assert dry_run.returncode == 0, dry_run.stderr
     lines = dry_run.stdout.splitlines()
     assert lines[:2] == ["scripts/ensure_venv.sh", "scripts/ensure_browser.sh"]
