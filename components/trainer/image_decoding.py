@@ -68,12 +68,15 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     def jpeg():
         return tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64)
 
-    return tf.case([
-        (_starts_with(encoded, _MAGIC["jpeg"]), jpeg),
-        (_starts_with(encoded, _MAGIC["png"]), lambda: tf.stack([_big_endian(raw, 20, 4), _big_endian(raw, 16, 4)])),
-        (_starts_with(encoded, _MAGIC["gif"]), lambda: tf.stack([_little_endian(raw, 8, 2), _little_endian(raw, 6, 2)])),
-        (_starts_with(encoded, _MAGIC["bmp"]), bmp),
-    ], default=lambda: tf.constant([-1, -1], tf.int64))
+    def png():  # IHDR, big-endian
+        return tf.stack([_big_endian(raw, 20, 4), _big_endian(raw, 16, 4)])
+
+    def gif():  # the logical screen, little-endian
+        return tf.stack([_little_endian(raw, 8, 2), _little_endian(raw, 6, 2)])
+
+    return tf.case([(_starts_with(encoded, _MAGIC["jpeg"]), jpeg), (_starts_with(encoded, _MAGIC["png"]), png),
+                    (_starts_with(encoded, _MAGIC["gif"]), gif), (_starts_with(encoded, _MAGIC["bmp"]), bmp)],
+                   default=lambda: tf.constant([-1, -1], tf.int64))
 
 
 def check_decode_budget(encoded: tf.Tensor) -> tf.Operation:

@@ -17,8 +17,9 @@ from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import attack_corpus
+from happysad.serving import loopback
 from helpers import HAPPYSAD
-from live_server import MODEL, start_server
+from live_server import MODEL
 
 CAP_BYTES = 3 * 1024 ** 3  # the server's cgroup: an unguarded decode of one hostile request took 2.3-6.5 GB
 END_GROWTH_MB = 300  # the heap at the end may exceed the heap after warm-up by at most this
@@ -104,7 +105,6 @@ def capped_server(model_base, tmp_path_factory):
                                          " (neither cgroup could be made: the test watches RSS only)"))
     tmp = tmp_path_factory.mktemp("capped")
     # The default 16 MiB request limit: hostile requests get the room a real deployment gives them.
-    from happysad.serving import loopback
     srv = loopback.start(tmp / "server.log", ["--model-base-path", str(model_base), "--poll-seconds", "1"],
                          command=cap.command(HAPPYSAD))
     srv.cap = cap
