@@ -209,17 +209,22 @@ OUT_OF_BOUNDS = {
 }
 
 
+def _peak_of_refusal(path, refused, match) -> int:
+    """Bytes Python allocated at the most while load(path) was refused with `refused` matching `match`."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(refused, match=match):
+            load(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("case", list(OUT_OF_BOUNDS))
 def test_a_view_outside_its_storage_is_refused(tmp_path, case):
     path = tmp_path / "view.pth"
     path.write_bytes(legacy_bytes({"w": OUT_OF_BOUNDS[case]}))
-    tracemalloc.start()
-    try:
-        with pytest.raises(REFUSED, match=r"view\.pth: tensor w"):
-            load(path)
-        assert tracemalloc.get_traced_memory()[1] < 1 << 20
-    finally:
-        tracemalloc.stop()
+    assert _peak_of_refusal(path, REFUSED, r"view\.pth: tensor w") < 1 << 20
 
 
 def test_the_largest_view_that_fits_is_read(tmp_path):
@@ -236,13 +241,7 @@ def test_the_largest_view_that_fits_is_read(tmp_path):
 def test_an_element_count_beyond_the_file_is_refused_without_allocating_it(tmp_path, count):
     path = tmp_path / "count.pth"
     path.write_bytes(legacy_bytes({"w": Tensor(FOUR)}, counts={"1": count}))
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match=rf"count\.pth is truncated: storage 1 claims {count} elements"):
-            load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _peak_of_refusal(path, ValueError, rf"count\.pth is truncated: storage 1 claims {count} elements")
     assert peak < 1 << 20, f"{peak} bytes allocated for a {path.stat().st_size}-byte file"
 
 
@@ -253,14 +252,7 @@ def test_a_pickled_length_beyond_the_file_is_refused_without_allocating_it(tmp_p
     for pickled in (b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"x.",
                     b"\x80\x02K\x01r" + (0xFFFFFFF0).to_bytes(4, "little") + b"."):
         path.write_bytes(legacy_bytes({"w": Tensor(FOUR)}, pickles={2: pickled}))
-        tracemalloc.start()
-        try:
-            with pytest.raises(REFUSED, match=r"long\.pth"):
-                load(path)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert peak < 1 << 20
+        assert _peak_of_refusal(path, REFUSED, r"long\.pth") < 1 << 20
 
 
 @pytest.mark.parametrize("position, pickled, opcode", [
