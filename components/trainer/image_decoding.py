@@ -228,8 +228,13 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     framed (frame) and resized. Over MAX_DECODED_PIXELS it fails before
     decoding; a GIF gives its first frame."""
     with tf.control_dependencies([check_decode_budget(tf.reshape(encoded, [1]))]):
-        encoded = tf.cond(_starts_with(encoded, _MAGIC["gif"]), lambda: gif_first_frame(encoded),
-                          lambda: tf.identity(encoded))
+        return _decode_checked(tf.identity(encoded))
+
+
+def _decode_checked(encoded: tf.Tensor) -> tf.Tensor:
+    """decode_image after the budget check, which the caller has made."""
+    encoded = tf.cond(_starts_with(encoded, _MAGIC["gif"]), lambda: gif_first_frame(encoded),
+                      lambda: tf.identity(encoded))
     image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
     image = tf.cast(_thin(image), tf.float32)
     channels = tf.shape(image)[-1]
@@ -259,5 +264,5 @@ def decode_batch(encoded: tf.Tensor) -> tf.Tensor:
     the decode's peak is one image's, not N's."""
     with tf.control_dependencies([check_decode_budget(encoded)]):
         encoded = tf.identity(encoded)
-    return tf.map_fn(decode_image, encoded, parallel_iterations=1,
+    return tf.map_fn(_decode_checked, encoded, parallel_iterations=1,
                      fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, CHANNELS], tf.float32))
