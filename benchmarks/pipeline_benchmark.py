@@ -65,7 +65,8 @@ def _examples_dir(work: Path) -> Path:
 
 def _run_fn(train_files: list, eval_files: list, **training) -> dict:
     """The Trainer's run_fn on two class names, in a temp folder; returns its training summary."""
-    from happysad.components.trainer import features, trainer_module
+    from happysad import contract
+    from happysad.components.trainer import trainer_module
     from happysad.components.trainer.training_config import TrainingConfig
 
     with tempfile.TemporaryDirectory() as run_dir:
@@ -73,7 +74,7 @@ def _run_fn(train_files: list, eval_files: list, **training) -> dict:
             train_files=train_files, eval_files=eval_files,
             serving_model_dir=run_dir + "/model", model_run_dir=run_dir,
             custom_config={**dataclasses.asdict(TrainingConfig(**training)), "class_names": ["happy", "sad"]}))
-        return json.loads((Path(run_dir) / features.TRAINING_SUMMARY_FILE).read_text())
+        return json.loads((Path(run_dir) / contract.TRAINING_SUMMARY_FILE).read_text())
 
 
 def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:

@@ -21,7 +21,7 @@ from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud 
 
 from happysad.components.anomalies import ANOMALIES_FILE
 from happysad.components.examples_artifact import split_records
-from happysad.components.trainer import features
+from happysad import contract
 
 # The model's input contract: what the serving and training graphs decode.
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -49,18 +49,18 @@ def check_examples(serialized: Iterable[bytes], class_names: Sequence[str], heig
     for record in serialized:
         example = tf.train.Example.FromString(record)
         feature = example.features.feature
-        name = _first(feature[features.FILENAME_KEY].bytes_list.value, b"?").decode(errors="replace")
-        class_name = _first(feature[features.CLASS_NAME_KEY].bytes_list.value, b"").decode(errors="replace")
-        label = _first(feature[features.LABEL_KEY].int64_list.value, None)
+        name = _first(feature[contract.FILENAME_KEY].bytes_list.value, b"?").decode(errors="replace")
+        class_name = _first(feature[contract.CLASS_NAME_KEY].bytes_list.value, b"").decode(errors="replace")
+        label = _first(feature[contract.LABEL_KEY].int64_list.value, None)
         summary["examples"] += 1
         summary["classes"][class_name] += 1
         if class_name not in classes:
-            problems[(features.CLASS_NAME_KEY, "Class outside the class set", "one of " + ", ".join(classes),
+            problems[(contract.CLASS_NAME_KEY, "Class outside the class set", "one of " + ", ".join(classes),
                       repr(class_name))].append(name)
         elif label is not None and label != classes.index(class_name):
-            problems[(features.LABEL_KEY, "Label does not match class name",
+            problems[(contract.LABEL_KEY, "Label does not match class name",
                       f"label {classes.index(class_name)} for class {class_name!r}", f"label {label}")].append(name)
-        data = _first(feature[features.IMAGE_KEY].bytes_list.value, None)
+        data = _first(feature[contract.IMAGE_KEY].bytes_list.value, None)
         if data is None:
             continue  # a missing image is the schema's presence anomaly
         try:
@@ -72,19 +72,19 @@ def check_examples(serialized: Iterable[bytes], class_names: Sequence[str], heig
                     # huge one (a decompression bomb) is never allocated.
                     image.load()
         except Exception as e:  # Pillow raises many types for bad bytes
-            problems[(features.IMAGE_KEY, "Image does not decode", "a decodable PNG or JPEG",
+            problems[(contract.IMAGE_KEY, "Image does not decode", "a decodable PNG or JPEG",
                       type(e).__name__)].append(name)
             continue
         summary["formats"][fmt] += 1
         summary["sizes"][f"{size[0]}x{size[1]}"] += 1
         summary["modes"][mode] += 1
         if fmt not in IMAGE_FORMATS:
-            problems[(features.IMAGE_KEY, "Unsupported image format", " or ".join(IMAGE_FORMATS), fmt)].append(name)
+            problems[(contract.IMAGE_KEY, "Unsupported image format", " or ".join(IMAGE_FORMATS), fmt)].append(name)
         if size != (width, height):
-            problems[(features.IMAGE_KEY, "Wrong image size", f"{width}x{height}",
+            problems[(contract.IMAGE_KEY, "Wrong image size", f"{width}x{height}",
                       f"{size[0]}x{size[1]}")].append(name)
         if mode not in COLOUR_MODES:
-            problems[(features.IMAGE_KEY, "Wrong colour mode", " or ".join(COLOUR_MODES), mode)].append(name)
+            problems[(contract.IMAGE_KEY, "Wrong colour mode", " or ".join(COLOUR_MODES), mode)].append(name)
 
     anomalies = anomalies_pb2.Anomalies()
     total = summary["examples"]
@@ -124,5 +124,5 @@ def ImageValidator(
         tf.io.gfile.makedirs(out_dir)
         with tf.io.gfile.GFile(os.path.join(out_dir, ANOMALIES_FILE), "wb") as f:
             f.write(found.SerializeToString())
-        with tf.io.gfile.GFile(os.path.join(out_dir, features.IMAGE_SUMMARY_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(out_dir, contract.IMAGE_SUMMARY_FILE), "w") as f:
             json.dump(summary, f, indent=1, sort_keys=True)

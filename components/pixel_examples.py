@@ -15,7 +15,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
 from happysad.components.examples_artifact import split_records
-from happysad.components.trainer import features, tflite_model
+from happysad import contract
+from happysad.components.trainer import tflite_model
 
 SPLIT = "eval"
 
@@ -24,8 +25,8 @@ def to_pixels(serialized: bytes) -> bytes:
     """One serialized tf.Example with `image` -> the same with `pixels` instead."""
     example = tf.train.Example.FromString(serialized)
     feature = example.features.feature
-    image = feature[features.IMAGE_KEY].bytes_list.value[0]
-    del feature[features.IMAGE_KEY]
+    image = feature[contract.IMAGE_KEY].bytes_list.value[0]
+    del feature[contract.IMAGE_KEY]
     feature[tflite_model.INPUT_NAME].float_list.value.extend(tflite_model.preprocess(image).ravel())
     return example.SerializeToString()
 

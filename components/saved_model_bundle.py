@@ -16,10 +16,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from happysad.components.trainer import features
+from happysad import contract
 
 SERVE_TAG = "serve"
-WARMUP_FILE = os.path.join("assets.extra", features.WARMUP_FILE)
+WARMUP_FILE = os.path.join("assets.extra", contract.WARMUP_FILE)
 # SavedModel's own entry for running initialisers, not a signature to serve.
 _INTERNAL_PREFIX = "__"
 
@@ -99,11 +99,11 @@ class SavedModelBundle:
             kind = log.WhichOneof("log_type")
             if kind == "predict_log":
                 request = log.predict_log.request
-                self.run(request.model_spec.signature_name or features.SERVING_SIGNATURE,
+                self.run(request.model_spec.signature_name or contract.SERVING_SIGNATURE,
                          {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})
             elif kind == "classify_log":
                 request = log.classify_log.request
-                name = request.model_spec.signature_name or features.SERVING_SIGNATURE
+                name = request.model_spec.signature_name or contract.SERVING_SIGNATURE
                 (input_name,) = self.signature_defs[name].inputs  # a classify signature has one input
                 examples = [e.SerializeToString() for e in request.input.example_list.examples]
                 self.run(name, {input_name: np.array(examples, dtype=object)})

@@ -27,7 +27,7 @@ from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud 
 
 from happysad.components.examples_artifact import split_records
 from happysad.components.saved_model_bundle import SavedModelBundle, error_summary, warmup_logs
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.serving import client, loopback
 
 SAMPLE_SIZE = 8  # eval examples replayed through each signature
@@ -96,7 +96,7 @@ def _check_in_process(model_dir: str, examples: list, class_names: list, latency
         if not examples:
             problems.append("no eval examples to replay through the signatures")
         parsed = [tf.train.Example.FromString(e) for e in examples]
-        images = np.array([p.features.feature[features.IMAGE_KEY].bytes_list.value[0] for p in parsed],
+        images = np.array([p.features.feature[contract.IMAGE_KEY].bytes_list.value[0] for p in parsed],
                           dtype=object)
         client_examples = np.array([_image_only(p) for p in parsed], dtype=object)
         n, k = len(examples), len(class_names)
@@ -127,26 +127,26 @@ def _check_in_process(model_dir: str, examples: list, class_names: list, latency
             checks.append(f"{signature}: {n} examples answered through the session path")
             return outputs
 
-        served = run(features.SERVING_SIGNATURE, {"images": images}, {
-            features.PROBABILITIES_OUTPUT: (np.float32, [n, k]), features.CLASS_INDEX_OUTPUT: (np.int32, [n]),
-            features.CLASS_NAME_OUTPUT: (object, [n])})
-        if served is not None and features.CLASS_NAME_OUTPUT in served:
-            unknown = {c.decode() for c in served[features.CLASS_NAME_OUTPUT]} - set(class_names)
+        served = run(contract.SERVING_SIGNATURE, {"images": images}, {
+            contract.PROBABILITIES_OUTPUT: (np.float32, [n, k]), contract.CLASS_INDEX_OUTPUT: (np.int32, [n]),
+            contract.CLASS_NAME_OUTPUT: (object, [n])})
+        if served is not None and contract.CLASS_NAME_OUTPUT in served:
+            unknown = {c.decode() for c in served[contract.CLASS_NAME_OUTPUT]} - set(class_names)
             if unknown:
                 problems.append(f"serving_default names classes outside {class_names}: {sorted(unknown)}")
-        if features.CLASSIFY_SIGNATURE in bundle.signature_defs:
-            method = bundle.signature_defs[features.CLASSIFY_SIGNATURE].method_name
-            if method != features.CLASSIFY_METHOD:
+        if contract.CLASSIFY_SIGNATURE in bundle.signature_defs:
+            method = bundle.signature_defs[contract.CLASSIFY_SIGNATURE].method_name
+            if method != contract.CLASSIFY_METHOD:
                 problems.append(f"signature 'classify' has method_name {method!r}; TF Serving's Classify "
-                                f"API needs {features.CLASSIFY_METHOD!r}")
-        classified = run(features.CLASSIFY_SIGNATURE, {"inputs": client_examples},
+                                f"API needs {contract.CLASSIFY_METHOD!r}")
+        classified = run(contract.CLASSIFY_SIGNATURE, {"inputs": client_examples},
                          {"classes": (object, [n, k]), "scores": (np.float32, [n, k])})
         if classified is not None and "classes" in classified and len(classified["classes"]):
             names = [c.decode() for c in classified["classes"][0]]
             if names != list(class_names):
                 problems.append(f"classify names classes {names}, expected {list(class_names)}")
-        run(features.EVAL_SIGNATURE, {"examples": np.array(examples, dtype=object)},
-            {features.EVAL_PREDICTION_KEY: (np.float32, [n, 1 if k == 2 else k])})
+        run(contract.EVAL_SIGNATURE, {"examples": np.array(examples, dtype=object)},
+            {contract.EVAL_PREDICTION_KEY: (np.float32, [n, 1 if k == 2 else k])})
     finally:
         bundle.close()
     return problems, checks, latency
@@ -189,7 +189,7 @@ def _check_over_server(starting, model_dir: str, examples: list, class_names: li
                 problems.append(f"{where}: warm-up {kind} fails over gRPC: {e.code().name}: {e.details()[:500]}")
         checks.append(f"{where}: version 1 AVAILABLE; {warmed} warm-up requests replayed over gRPC")
         parsed = [tf.train.Example.FromString(e) for e in examples]
-        images = [p.features.feature[features.IMAGE_KEY].bytes_list.value[0] for p in parsed]
+        images = [p.features.feature[contract.IMAGE_KEY].bytes_list.value[0] for p in parsed]
         n, k = len(images), len(class_names)
         for name, classify, call in (("gRPC Predict", False, lambda batch: _grpc_predict(stub, batch)),
                                      ("gRPC Classify", True, lambda batch: _grpc_classify(stub, batch)),
@@ -246,15 +246,15 @@ def _grpc_predict(stub, images: list) -> tuple:
     import tensorflow as tf
 
     outputs = stub.Predict(client.predict_request(SERVED_NAME, images), timeout=RPC_TIMEOUT_S).outputs
-    for name, dtype in ((features.PROBABILITIES_OUTPUT, tf.float32), (features.CLASS_INDEX_OUTPUT, tf.int32),
-                        (features.CLASS_NAME_OUTPUT, tf.string)):
+    for name, dtype in ((contract.PROBABILITIES_OUTPUT, tf.float32), (contract.CLASS_INDEX_OUTPUT, tf.int32),
+                        (contract.CLASS_NAME_OUTPUT, tf.string)):
         if name not in outputs:
             raise ValueError(f"no output {name!r} (has {sorted(outputs)})")
         if outputs[name].dtype != dtype.as_datatype_enum:
             got = tf.dtypes.as_dtype(outputs[name].dtype).name
             raise ValueError(f"output {name!r} is {got}, expected {dtype.name}")
-    names = [[c.decode()] for c in tf.make_ndarray(outputs[features.CLASS_NAME_OUTPUT]).tolist()]
-    return names, tf.make_ndarray(outputs[features.PROBABILITIES_OUTPUT]).tolist()
+    names = [[c.decode()] for c in tf.make_ndarray(outputs[contract.CLASS_NAME_OUTPUT]).tolist()]
+    return names, tf.make_ndarray(outputs[contract.PROBABILITIES_OUTPUT]).tolist()
 
 
 def _grpc_classify(stub, images: list) -> tuple:
@@ -262,9 +262,9 @@ def _grpc_classify(stub, images: list) -> tuple:
 
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = SERVED_NAME
-    request.model_spec.signature_name = features.CLASSIFY_SIGNATURE
+    request.model_spec.signature_name = contract.CLASSIFY_SIGNATURE
     for image in images:
-        request.input.example_list.examples.add().features.feature[features.IMAGE_KEY].bytes_list.value.append(image)
+        request.input.example_list.examples.add().features.feature[contract.IMAGE_KEY].bytes_list.value.append(image)
     rows = stub.Classify(request, timeout=RPC_TIMEOUT_S).result.classifications
     return [[c.label for c in row.classes] for row in rows], [[c.score for c in row.classes] for row in rows]
 
@@ -290,13 +290,13 @@ def _b64(image: bytes) -> dict:
 
 def _rest_predict(server, images: list) -> tuple:
     predictions = _rest(server, ":predict", client.predict_body(images))["predictions"]
-    return ([[p[features.CLASS_NAME_OUTPUT]] for p in predictions],
-            [p[features.PROBABILITIES_OUTPUT] for p in predictions])
+    return ([[p[contract.CLASS_NAME_OUTPUT]] for p in predictions],
+            [p[contract.PROBABILITIES_OUTPUT] for p in predictions])
 
 
 def _rest_classify(server, images: list) -> tuple:
-    results = _rest(server, ":classify", {"signature_name": features.CLASSIFY_SIGNATURE,
-                                          "examples": [{features.IMAGE_KEY: _b64(i)} for i in images]})["results"]
+    results = _rest(server, ":classify", {"signature_name": contract.CLASSIFY_SIGNATURE,
+                                          "examples": [{contract.IMAGE_KEY: _b64(i)} for i in images]})["results"]
     return [[label for label, _ in row] for row in results], [[score for _, score in row] for row in results]
 
 
@@ -304,8 +304,8 @@ def _image_only(example) -> bytes:
     """What a TF Serving client sends to classify: a tf.Example with the image and no label."""
     import tensorflow as tf
 
-    image = example.features.feature[features.IMAGE_KEY]
-    return tf.train.Example(features=tf.train.Features(feature={features.IMAGE_KEY: image})).SerializeToString()
+    image = example.features.feature[contract.IMAGE_KEY]
+    return tf.train.Example(features=tf.train.Features(feature={contract.IMAGE_KEY: image})).SerializeToString()
 
 
 def serving_model_dir(model_uri: str) -> str:
@@ -326,7 +326,7 @@ def ServingCheck(
     os.makedirs(blessing.uri, exist_ok=True)
     result = check_model(serving_model_dir(model.uri), list(split_records(examples.uri, "eval", SAMPLE_SIZE)),
                          names, latency_budget_ms, log_dir=blessing.uri)
-    with open(os.path.join(blessing.uri, features.SERVING_CHECK_FILE), "w") as f:
+    with open(os.path.join(blessing.uri, contract.SERVING_CHECK_FILE), "w") as f:
         json.dump(result, f, indent=2)
     # The Pusher reads `blessed`, as it does from InfraValidator's blessing.
     blessing.set_int_custom_property("blessed", 1 if result["blessed"] else 0)

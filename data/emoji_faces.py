@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from happysad.components.trainer import features
+from happysad import contract
 
 CLASS_NAMES = ("happy", "sad")  # the default data set
 # Every expression the generator draws; `--classes` picks a subset.
 EXPRESSIONS = ("happy", "sad", "surprised", "angry")
-IMAGE_SIZE = features.IMAGE_SIZE
+IMAGE_SIZE = contract.IMAGE_SIZE
 SUPERSAMPLE = 4
 
 DEFAULT_COUNT = 80

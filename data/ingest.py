@@ -35,14 +35,14 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from happysad.components.trainer import features
+from happysad import contract
 
-IMAGE_SIZE = features.IMAGE_SIZE
-BACKGROUND = features.BACKGROUND
+IMAGE_SIZE = contract.IMAGE_SIZE
+BACKGROUND = contract.BACKGROUND
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # as Keras
-MAX_PIXELS = features.MAX_IMAGE_PIXELS  # refuse decompression bombs before allocating them
+MAX_PIXELS = contract.MAX_IMAGE_PIXELS  # refuse decompression bombs before allocating them
 # One file per split, read by ImportExampleGen as its input splits.
-TFRECORD_NAMES = {split: f"{split}.tfrecord.gz" for split in features.SPLITS}
+TFRECORD_NAMES = {split: f"{split}.tfrecord.gz" for split in contract.SPLITS}
 REPORT_NAME = "ingest_report.json"
 _OLD_TFRECORD_NAME = "images.tfrecord.gz"  # before splits were made here: removed when found
 _FORMAT_VERSION = 2  # bump when normalisation changes, to invalidate old outputs
@@ -82,8 +82,8 @@ class Source:
         from happysad.data import emoji_faces
 
         folder = Path(folder)
-        names = {emoji_faces.DEFAULT_DIR.resolve(): features.GENERATED_SOURCE,
-                 emoji_faces.WIDE_DIR.resolve(): features.GENERATED_SOURCE + "-wide"}
+        names = {emoji_faces.DEFAULT_DIR.resolve(): contract.GENERATED_SOURCE,
+                 emoji_faces.WIDE_DIR.resolve(): contract.GENERATED_SOURCE + "-wide"}
         return cls(folder, names.get(folder.resolve(), folder.resolve().name), held_out)
 
 
@@ -104,8 +104,8 @@ def split_of(source: Source, rel: str) -> str:
     """eval for a held-out source; else 1 in 5 files by a hash of source and name."""
     if source.held_out:
         return "eval"
-    bucket = int(hashlib.sha256(f"{source.name}/{rel}".encode()).hexdigest(), 16) % features.HASH_BUCKETS
-    return "eval" if bucket < features.EVAL_BUCKETS else "train"
+    bucket = int(hashlib.sha256(f"{source.name}/{rel}".encode()).hexdigest(), 16) % contract.HASH_BUCKETS
+    return "eval" if bucket < contract.EVAL_BUCKETS else "train"
 
 
 def default_sources(held_out: Sequence[str]) -> list[Source]:
@@ -125,7 +125,7 @@ def default_sources(held_out: Sequence[str]) -> list[Source]:
     return [Source.of(folder) for folder in emoji_faces.TRAINING_DIRS] + [
         Source(real_emoji_pack.PACK_DIR / name, name, held_out=name in held_out)
         for name in sorted(real_emoji_pack.SETS)] + [
-        Source(framing_variants.HELD_OUT_DIR, features.VARIANTS_SOURCE, held_out=True)]
+        Source(framing_variants.HELD_OUT_DIR, contract.VARIANTS_SOURCE, held_out=True)]
 
 
 def held_out_sources(examples_dir: Path) -> list[str]:
@@ -144,13 +144,13 @@ def spans_in(folder: Path) -> dict[int, Path]:
     subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     spans = {}
     for path in subfolders:
-        number = path.name[len(features.SPAN_PREFIX):]
-        if path.name.startswith(features.SPAN_PREFIX) and number.isdigit() and int(number) > 0:
+        number = path.name[len(contract.SPAN_PREFIX):]
+        if path.name.startswith(contract.SPAN_PREFIX) and number.isdigit() and int(number) > 0:
             spans[int(number)] = path
     if spans and len(spans) != len(subfolders):
         others = sorted(p.name for p in subfolders if p not in spans.values())
         raise IngestError(f"{folder} mixes span folders ({', '.join(sorted(p.name for p in spans.values()))}) with "
-                          f"other folders ({', '.join(others)}): a span root holds only {features.SPAN_PREFIX}N/ "
+                          f"other folders ({', '.join(others)}): a span root holds only {contract.SPAN_PREFIX}N/ "
                           "folders (N = 1, 2, ...), each a class-per-folder tree")
     return spans
 
@@ -516,7 +516,7 @@ def ingest(data: Path | str | list[Source], out_dir: Path | str, workers: int | 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {name: 0 for name in class_names}
-    per_source = {s.name: {split: {} for split in features.SPLITS} for s in sources}
+    per_source = {s.name: {split: {} for split in contract.SPLITS} for s in sources}
     label_of = {name: index for index, name in enumerate(class_names)}
     changed: list[dict] = []
 
@@ -570,11 +570,11 @@ def _example(png: bytes, label: int, class_name: str, name: str, source: str) ->
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
     return tf.train.Example(features=tf.train.Features(feature={
-        features.IMAGE_KEY: _bytes(png),
-        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        features.CLASS_NAME_KEY: _bytes(class_name.encode()),
-        features.FILENAME_KEY: _bytes(name.encode()),
-        features.SOURCE_KEY: _bytes(source.encode()),
+        contract.IMAGE_KEY: _bytes(png),
+        contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        contract.CLASS_NAME_KEY: _bytes(class_name.encode()),
+        contract.FILENAME_KEY: _bytes(name.encode()),
+        contract.SOURCE_KEY: _bytes(source.encode()),
     })).SerializeToString(deterministic=True)  # sorted map keys: reproducible bytes
 
 

@@ -31,11 +31,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from happysad.components.trainer import features
+from happysad import contract
 
 PACK_DIR = Path(__file__).resolve().parent / "real_emoji"
-SIZE = features.IMAGE_SIZE
-BACKGROUND = features.BACKGROUND
+SIZE = contract.IMAGE_SIZE
+BACKGROUND = contract.BACKGROUND
 
 # (code point, CLDR short name as Fluent names its files) per class. Happy and
 # sad are the 14 + 14 faces the issue measured; surprised and angry are for the

@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.components.trainer.training_config import ARCHITECTURES
 from happysad.pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
 
@@ -71,7 +71,7 @@ def cmd_ingest(args) -> int:
     _quiet_tensorflow()
     from happysad.data import ingest
 
-    out = args.out / f"{features.SPAN_PREFIX}{args.span}" if args.span else args.out
+    out = args.out / f"{contract.SPAN_PREFIX}{args.span}" if args.span else args.out
     try:
         result = local_runner.ingest_sources(args.data, args.held_out, out)
     except ingest.IngestError as e:
@@ -123,7 +123,7 @@ def _check_run_args(parser, args) -> None:
                          f"tf.Examples with image, label, class_name and filename features)")
     if args.classes is not None:
         try:
-            features.check_class_set(args.classes)
+            contract.check_class_set(args.classes)
         except ValueError:
             parser.error(f"--classes needs at least two distinct names, comma-separated (got {','.join(args.classes)})")
 

@@ -4,7 +4,7 @@ Only defaults live here; the runner and CLI may override each of them.
 """
 import dataclasses
 
-from happysad.components.trainer import features
+from happysad import contract
 # Defined beside the Trainer, which rebuilds it from its custom_config.
 from happysad.components.trainer.training_config import TrainingConfig  # noqa: F401
 
@@ -23,9 +23,9 @@ def model_base(serving_dir):
 # ExampleGen, for TFRecords made elsewhere (ingestion splits its own the same
 # way): a reproducible 4:1 train/eval split, hashed on the file name so an
 # image stays in its split whatever else changes in the folder.
-TRAIN_BUCKETS = features.HASH_BUCKETS - features.EVAL_BUCKETS
-EVAL_BUCKETS = features.EVAL_BUCKETS
-SPLIT_FEATURE = features.FILENAME_KEY
+TRAIN_BUCKETS = contract.HASH_BUCKETS - contract.EVAL_BUCKETS
+EVAL_BUCKETS = contract.EVAL_BUCKETS
+SPLIT_FEATURE = contract.FILENAME_KEY
 
 # The default run's real-emoji sets the model never trains on: the gate's
 # unseen art, two vendors. Noto and EmojiOne, because the other sets cover
@@ -78,7 +78,7 @@ class ValidationConfig:
     skew; 0.25 flags a split where one class is mostly missing.
     """
 
-    image_height: int = features.IMAGE_SIZE
-    image_width: int = features.IMAGE_SIZE
+    image_height: int = contract.IMAGE_SIZE
+    image_width: int = contract.IMAGE_SIZE
     max_label_skew: float = 0.25
     max_label_drift: float = 0.25

@@ -13,7 +13,7 @@ import io
 import os
 from pathlib import Path
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.pipeline import run_inspection, run_summary
 
 SAMPLES_PER_CLASS = 8
@@ -186,14 +186,14 @@ def _samples(examples_uri) -> str:
     per_class: dict = {}
     for record in split_records(examples_uri, "train"):
         feature = tf.train.Example.FromString(record).features.feature
-        name = feature[features.CLASS_NAME_KEY].bytes_list.value[0].decode(errors="replace")
+        name = feature[contract.CLASS_NAME_KEY].bytes_list.value[0].decode(errors="replace")
         if len(per_class.setdefault(name, [])) < SAMPLES_PER_CLASS:
             try:  # re-encode small: the report stays light and shows what decodes
-                image = Image.open(io.BytesIO(feature[features.IMAGE_KEY].bytes_list.value[0])).convert("RGB")
+                image = Image.open(io.BytesIO(feature[contract.IMAGE_KEY].bytes_list.value[0])).convert("RGB")
                 image.thumbnail((75, 75))
                 buf = io.BytesIO()
                 image.save(buf, "PNG")
-                per_class[name].append((feature[features.FILENAME_KEY].bytes_list.value[0].decode(errors="replace"),
+                per_class[name].append((feature[contract.FILENAME_KEY].bytes_list.value[0].decode(errors="replace"),
                                         buf.getvalue()))
             except Exception:
                 continue

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.pipeline import configs
 
 DEFAULT_PIPELINE_ROOT = Path("pipeline_output")
@@ -159,7 +159,7 @@ def _run_locked(config: RunConfig, paths: RunPaths, say):
             ingested = ingest.ingest(
                 [ingest.Source(spans[newest], config.data[0].resolve().name)]
                 + [ingest.Source.of(d, held_out=True) for d in config.held_out],
-                paths.examples_dir / f"{features.SPAN_PREFIX}{newest}")
+                paths.examples_dir / f"{contract.SPAN_PREFIX}{newest}")
         else:
             ingested = ingest_sources(config.data, config.held_out, paths.examples_dir)
         say(ingest.format_report(ingested))
@@ -269,7 +269,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     summary.log_path = log_path
     report_dir = Path(examples_dir or paths.examples_dir)
     if summary.spans:  # the newest span's ingestion report
-        report_dir = report_dir / f"{features.SPAN_PREFIX}{summary.spans['current']}"
+        report_dir = report_dir / f"{contract.SPAN_PREFIX}{summary.spans['current']}"
     _write_model_card(summary, report_dir, gate)
     return summary
 

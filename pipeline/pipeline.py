@@ -28,7 +28,7 @@ from happysad.components.data_gate import DataGate
 from happysad.components.image_validator import ImageValidator
 from happysad.components.pixel_examples import PixelExamples
 from happysad.components.serving_check import ServingCheck
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.pipeline import configs
 
 
@@ -60,10 +60,10 @@ def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: S
 
     # A held-out source missing from the eval data fails the gate (TFMA: missing slice).
     def floor(name: str) -> float:
-        return gate.min_variants_accuracy if name == features.VARIANTS_SOURCE else gate.min_unseen_accuracy
+        return gate.min_variants_accuracy if name == contract.VARIANTS_SOURCE else gate.min_unseen_accuracy
 
     unseen = [tfma.PerSliceMetricThreshold(
-        slicing_specs=[tfma.SlicingSpec(feature_values={features.SOURCE_KEY: name})],
+        slicing_specs=[tfma.SlicingSpec(feature_values={contract.SOURCE_KEY: name})],
         threshold=tfma.MetricThreshold(value_threshold=at_least(floor(name)))) for name in held_out_sources]
     if num_classes == 2:
         metrics_specs = [tfma.MetricsSpec(metrics=[
@@ -87,13 +87,13 @@ def _eval_config(gate: configs.GateConfig, num_classes: int, held_out_sources: S
             tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Recall")],
                              binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))})),
         ]
-    model_spec = (tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=features.LABEL_KEY) if tflite else
-                  tfma.ModelSpec(signature_name=features.EVAL_SIGNATURE, label_key=features.LABEL_KEY,
-                                 prediction_key=features.EVAL_PREDICTION_KEY))
+    model_spec = (tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=contract.LABEL_KEY) if tflite else
+                  tfma.ModelSpec(signature_name=contract.EVAL_SIGNATURE, label_key=contract.LABEL_KEY,
+                                 prediction_key=contract.EVAL_PREDICTION_KEY))
     return tfma.EvalConfig(
         model_specs=[model_spec],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY]),
-                       tfma.SlicingSpec(feature_keys=[features.SOURCE_KEY])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[contract.CLASS_NAME_KEY]),
+                       tfma.SlicingSpec(feature_keys=[contract.SOURCE_KEY])],
         metrics_specs=metrics_specs,
     )
 
@@ -107,7 +107,7 @@ def _label_comparator(threshold: float, split_pairs) -> dict:
     return {
         "config": comparator(default_slice_config=comparator.DatasetConfig(feature=[
             tfx.proto.FeatureComparator(
-                path=path_pb2.Path(step=[features.CLASS_NAME_KEY]),
+                path=path_pb2.Path(step=[contract.CLASS_NAME_KEY]),
                 distribution_comparator=schema_pb2.FeatureComparator(
                     infinity_norm=schema_pb2.InfinityNorm(threshold=threshold)))])),
         "include_split_pairs": split_pairs,
@@ -152,12 +152,12 @@ def import_example_gen(examples_dir: str, presplit: bool, spans: bool = False) -
     `spans`, those of the newest span-N/ folder, recorded as the artifact's
     span. Otherwise every *.tfrecord.gz there (made elsewhere), split 4:1 into
     train/eval by a hash of the file name."""
-    span = f"{features.SPAN_PREFIX}{{SPAN}}/" if spans else ""
+    span = f"{contract.SPAN_PREFIX}{{SPAN}}/" if spans else ""
     if presplit:
         return tfx.components.ImportExampleGen(
             input_base=examples_dir,
             input_config=tfx.proto.Input(splits=[
-                tfx.proto.Input.Split(name=split, pattern=f"{span}{split}.tfrecord.gz") for split in features.SPLITS]))
+                tfx.proto.Input.Split(name=split, pattern=f"{span}{split}.tfrecord.gz") for split in contract.SPLITS]))
     return tfx.components.ImportExampleGen(
         input_base=examples_dir,
         input_config=tfx.proto.Input(splits=[

@@ -13,7 +13,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.pipeline import metadata, run_summary, schema
 
 
@@ -95,16 +95,16 @@ def _statistics(summary) -> list:
         dataset = tfdv.load_stats_binary(path).datasets[0]
         feature = {f.path.step[0] if f.path.step else f.name: f for f in dataset.features}
         classes = {}
-        if features.CLASS_NAME_KEY in feature:
-            for bucket in feature[features.CLASS_NAME_KEY].string_stats.rank_histogram.buckets:
+        if contract.CLASS_NAME_KEY in feature:
+            for bucket in feature[contract.CLASS_NAME_KEY].string_stats.rank_histogram.buckets:
                 classes[bucket.label] = int(bucket.sample_count)
         image_bytes = {}
-        if features.IMAGE_KEY in feature and feature[features.IMAGE_KEY].HasField("bytes_stats"):
-            b = feature[features.IMAGE_KEY].bytes_stats
+        if contract.IMAGE_KEY in feature and feature[contract.IMAGE_KEY].HasField("bytes_stats"):
+            b = feature[contract.IMAGE_KEY].bytes_stats
             image_bytes = {"min": b.min_num_bytes, "mean": b.avg_num_bytes, "max": b.max_num_bytes}
         images = {}
         if images_uri:
-            image_path = os.path.join(images_uri, f"Split-{split}", features.IMAGE_SUMMARY_FILE)
+            image_path = os.path.join(images_uri, f"Split-{split}", contract.IMAGE_SUMMARY_FILE)
             if os.path.exists(image_path):
                 with open(image_path) as f:
                     images = json.load(f)

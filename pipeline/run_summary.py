@@ -13,7 +13,7 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 
 from happysad.components.examples_artifact import span_of
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.pipeline import metadata
 
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
@@ -142,7 +142,7 @@ def class_balance(statistics_uri: str, split: str) -> dict:
         return {}
     for dataset in stats.datasets:
         for feature in dataset.features:
-            if list(feature.path.step) == [features.CLASS_NAME_KEY]:
+            if list(feature.path.step) == [contract.CLASS_NAME_KEY]:
                 counts = {v.value: v.frequency for v in feature.string_stats.top_values}
                 total = sum(counts.values()) or 1
                 return {k: v / total for k, v in counts.items()}
@@ -182,11 +182,11 @@ def _add_training(summary: RunSummary) -> None:
     if not trainer or not trainer.outputs.get("model_run"):
         return
     run_dir = trainer.outputs["model_run"][0].uri
-    path = os.path.join(run_dir, features.TRAINING_SUMMARY_FILE)
+    path = os.path.join(run_dir, contract.TRAINING_SUMMARY_FILE)
     if os.path.exists(path):
         with open(path) as f:
             summary.training = json.load(f)
-    curves = os.path.join(run_dir, features.TRAINING_CURVES_FILE)
+    curves = os.path.join(run_dir, contract.TRAINING_CURVES_FILE)
     summary.training_curves = curves if os.path.exists(curves) else None
 
 
@@ -292,10 +292,10 @@ def _read_evaluation(uri: str, class_names: list) -> dict:
                 values[name] = kv.value.double_value.value
         if not slice_keys:
             result["metrics"] = values
-        elif features.CLASS_NAME_KEY in slice_keys:
-            result["class_metrics"][str(slice_keys[features.CLASS_NAME_KEY])] = values
-        elif features.SOURCE_KEY in slice_keys:
-            result["source_metrics"][str(slice_keys[features.SOURCE_KEY])] = values
+        elif contract.CLASS_NAME_KEY in slice_keys:
+            result["class_metrics"][str(slice_keys[contract.CLASS_NAME_KEY])] = values
+        elif contract.SOURCE_KEY in slice_keys:
+            result["source_metrics"][str(slice_keys[contract.SOURCE_KEY])] = values
     result["held_out"] = held_out_floors(uri)
     validation = tfma.load_validation_result(uri)
     for per_slice in validation.metric_validations_per_slice:
@@ -322,8 +322,8 @@ def held_out_floors(evaluation_uri: str) -> dict:
         for metric in spec.metrics:
             for per_slice in metric.per_slice_thresholds:
                 for slicing in per_slice.slicing_specs:
-                    if features.SOURCE_KEY in slicing.feature_values:
-                        floors[slicing.feature_values[features.SOURCE_KEY]] = \
+                    if contract.SOURCE_KEY in slicing.feature_values:
+                        floors[slicing.feature_values[contract.SOURCE_KEY]] = \
                             per_slice.threshold.value_threshold.lower_bound.value
     return floors
 
@@ -342,7 +342,7 @@ def _add_serving_check(summary: RunSummary) -> None:
 
     check = summary.component("ServingCheck")
     blessing = check.outputs.get("blessing") if check else None
-    path = os.path.join(blessing[0].uri, features.SERVING_CHECK_FILE) if blessing else None
+    path = os.path.join(blessing[0].uri, contract.SERVING_CHECK_FILE) if blessing else None
     if path and os.path.exists(path):
         with open(path) as f:
             summary.serving_check = json.load(f)

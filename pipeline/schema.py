@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Sequence
 
-from happysad.components.trainer import features
+from happysad import contract
 
 CURATED_SCHEMA = Path(__file__).resolve().parent / "schema.pbtxt"
 
@@ -22,11 +22,11 @@ def for_classes(class_names: Sequence[str]):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    classes = features.check_class_set(class_names)
+    classes = contract.check_class_set(class_names)
     schema = text_format.Parse(CURATED_SCHEMA.read_text(), schema_pb2.Schema())
-    label = next(f for f in schema.feature if f.name == features.LABEL_KEY)
+    label = next(f for f in schema.feature if f.name == contract.LABEL_KEY)
     label.int_domain.min, label.int_domain.max = 0, len(classes) - 1
-    domain = next(d for d in schema.string_domain if d.name == features.CLASS_NAME_KEY)
+    domain = next(d for d in schema.string_domain if d.name == contract.CLASS_NAME_KEY)
     del domain.value[:]
     domain.value.extend(classes)
     return schema

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from typing import Callable, Iterable, Iterator, Sequence
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.serving import inference
 
 # What one request may carry: `happysad serve`'s defaults (TF Serving's batch
@@ -106,10 +106,10 @@ def _in_process(model_dir: str):
 
     def call(images):
         try:
-            out = bundle.run(features.SERVING_SIGNATURE, {"images": np.array(list(images), dtype=object)})
+            out = bundle.run(contract.SERVING_SIGNATURE, {"images": np.array(list(images), dtype=object)})
         except tf.errors.OpError as e:
             raise RequestRejected(error_summary(e.message) or "refused") from e
-        return _rows(out[features.CLASS_NAME_OUTPUT].tolist(), out[features.PROBABILITIES_OUTPUT].tolist())
+        return _rows(out[contract.CLASS_NAME_OUTPUT].tolist(), out[contract.PROBABILITIES_OUTPUT].tolist())
 
     return call
 
@@ -147,7 +147,7 @@ def predict_in_process(model_dir: str, images: Sequence[bytes]) -> list:
 
 def predict_body(images: Sequence[bytes]) -> dict:
     """TF Serving's REST :predict body for serving_default (images as {"b64": ...})."""
-    return {"signature_name": features.SERVING_SIGNATURE,
+    return {"signature_name": contract.SERVING_SIGNATURE,
             "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}
 
 
@@ -158,7 +158,7 @@ def predict_request(model: str, images: Sequence[bytes]):
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = features.SERVING_SIGNATURE
+    request.model_spec.signature_name = contract.SERVING_SIGNATURE
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
     return request
 
@@ -177,8 +177,8 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], timeout: floa
         raise (RequestRejected if e.code == 400 else RuntimeError)(message) from e
     except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
         raise RuntimeError(f"{url}: {getattr(e, 'reason', e)} (is `happysad serve` or TF Serving running?)") from e
-    return _rows([p[features.CLASS_NAME_OUTPUT] for p in predictions],
-                 [p[features.PROBABILITIES_OUTPUT] for p in predictions])
+    return _rows([p[contract.CLASS_NAME_OUTPUT] for p in predictions],
+                 [p[contract.PROBABILITIES_OUTPUT] for p in predictions])
 
 
 def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: float = 30) -> list:
@@ -197,8 +197,8 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], timeout: floa
                 raise RequestTooLarge(message) from e
             error = RequestRejected if e.code() == grpc.StatusCode.INVALID_ARGUMENT else RuntimeError
             raise error(message) from e
-    return _rows(tf.make_ndarray(response.outputs[features.CLASS_NAME_OUTPUT]).tolist(),
-                 tf.make_ndarray(response.outputs[features.PROBABILITIES_OUTPUT]).tolist())
+    return _rows(tf.make_ndarray(response.outputs[contract.CLASS_NAME_OUTPUT]).tolist(),
+                 tf.make_ndarray(response.outputs[contract.PROBABILITIES_OUTPUT]).tolist())
 
 
 def answer(call, images: Sequence[bytes]) -> list:

@@ -34,10 +34,11 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     import keras
     import tensorflow as tf
 
-    from happysad.components.trainer import features, image_decoding
+    from happysad import contract
+    from happysad.components.trainer import image_decoding
 
-    served = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
-    class_index = int(served[features.CLASS_INDEX_OUTPUT].numpy()[0])
+    served = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
+    class_index = int(served[contract.CLASS_INDEX_OUTPUT].numpy()[0])
     keras_path = os.path.join(model_dir, "assets.extra", "model.keras")
     if not os.path.exists(keras_path):
         raise FileNotFoundError(f"{keras_path} is missing: this model was exported before `explain` existed; "
@@ -80,8 +81,8 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     cam = cam / (tf.reduce_max(cam) + 1e-8)
     cam = tf.image.resize(cam[..., tf.newaxis], (size, size), method="bilinear")[..., 0]
     return Explanation(
-        class_name=served[features.CLASS_NAME_OUTPUT].numpy()[0].decode(),
-        probability=float(served[features.PROBABILITIES_OUTPUT].numpy()[0][class_index]),
+        class_name=served[contract.CLASS_NAME_OUTPUT].numpy()[0].decode(),
+        probability=float(served[contract.PROBABILITIES_OUTPUT].numpy()[0][class_index]),
         image=pixels[0].numpy(),
         saliency=_smooth(np.abs(pixel_gradients.numpy()).max(axis=-1)),
         cam=cam.numpy(),

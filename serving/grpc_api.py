@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.serving import inference, model_registry
 from happysad.serving.metrics import ServingMetrics
 from happysad.serving.model_registry import Models, NotFound
@@ -96,7 +96,7 @@ class _Calls:
         spec = getattr(request, "model_spec", None)
         status = ["INTERNAL"]
         with self.metrics.timed(spec.name if spec else "",
-                                (spec.signature_name or features.SERVING_SIGNATURE) if spec else "",
+                                (spec.signature_name or contract.SERVING_SIGNATURE) if spec else "",
                                 f"gRPC:{fn.__name__.lstrip('_')}", lambda: status[0]):
             response = self._call(context, fn, request, status)
             status[0] = "OK"
@@ -184,7 +184,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
 
     def _classify(self, request):
         registry, loaded = _resolve(self.models, request.model_spec)
-        name = request.model_spec.signature_name or features.SERVING_SIGNATURE
+        name = request.model_spec.signature_name or contract.SERVING_SIGNATURE
         which = request.input.WhichOneof("kind")
         if which in ("example_list", "example_list_with_context"):
             inference.check_batch_size(len(getattr(request.input, which).examples), self.limits)

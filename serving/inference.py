@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from happysad.components.saved_model_bundle import error_summary
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.serving.model_registry import LoadedVersion
 
 
@@ -54,7 +54,7 @@ def signature_name(loaded: LoadedVersion, name: str) -> str:
     """The signature a request names ("" is serving_default); FailedPrecondition if the model lacks it."""
     if not isinstance(name, str):
         raise InvalidArgument(f"signature_name must be a string, got {name!r}")
-    name = name or features.SERVING_SIGNATURE
+    name = name or contract.SERVING_SIGNATURE
     if name not in loaded.signature_defs:
         raise FailedPrecondition(f"Serving signature name: \"{name}\" not found in signature def")
     return name
@@ -130,11 +130,11 @@ def _budget_checks() -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def examples(serialized):
-        spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=b"")}
-        return check(tf.io.parse_example(serialized, spec)[features.IMAGE_KEY])
+        spec = {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=b"")}
+        return check(tf.io.parse_example(serialized, spec)[contract.IMAGE_KEY])
 
-    return {features.SERVING_SIGNATURE: images, features.CLASSIFY_SIGNATURE: examples,
-            features.EVAL_SIGNATURE: examples}
+    return {contract.SERVING_SIGNATURE: images, contract.CLASSIFY_SIGNATURE: examples,
+            contract.EVAL_SIGNATURE: examples}
 
 
 def _check_decode_budget(name: str, arrays: dict) -> None:
@@ -153,8 +153,8 @@ def classify(loaded: LoadedVersion, name: str, serialized_examples: list, limits
     """Runs a classification signature; returns [[(class, score), ...] per example]."""
     name = signature_name(loaded, name)
     method = loaded.signature_defs[name].method_name
-    if method != features.CLASSIFY_METHOD:
-        raise FailedPrecondition(f"Expected classification signature method_name to be {features.CLASSIFY_METHOD}. "
+    if method != contract.CLASSIFY_METHOD:
+        raise FailedPrecondition(f"Expected classification signature method_name to be {contract.CLASSIFY_METHOD}. "
                                  f"Was: {method}")
     if not serialized_examples:
         raise InvalidArgument("Input is empty: give at least one example")

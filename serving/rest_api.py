@@ -21,7 +21,7 @@ from typing import Optional
 
 from aiohttp import web
 
-from happysad.components.trainer import features
+from happysad import contract
 from happysad.serving import inference, rest_json
 from happysad.serving import metrics as metrics_lib
 from happysad.serving.metrics import ServingMetrics
@@ -113,7 +113,7 @@ class RestApi:
             except RecursionError:
                 return _error(400, "JSON Parse error: nested too deeply")
             if isinstance(body, dict) and isinstance(body.get("signature_name", ""), str):
-                labels["signature"] = body.get("signature_name") or features.SERVING_SIGNATURE
+                labels["signature"] = body.get("signature_name") or contract.SERVING_SIGNATURE
             loaded = registry.resolve(version, parts["label"])
             loop = asyncio.get_running_loop()
             if parts["method"] == "predict":

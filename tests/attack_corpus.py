@@ -11,7 +11,7 @@ import zlib
 
 from PIL import Image
 
-# The budget the server must hold these to (features.MAX_DECODED_PIXELS).
+# The budget the server must hold these to (contract.MAX_DECODED_PIXELS).
 BUDGET_PIXELS = 40_000_000
 
 

@@ -6,22 +6,22 @@ same pixels (no training/serving skew).
 Decoding is bounded before anything is allocated, whatever the request looks
 like (decode_batch): the formats are recognised by the same magic bytes
 decode_image uses, every header's size is summed over the batch against one
-budget (features.MAX_DECODED_PIXELS), a GIF is cut after its first frame
+budget (contract.MAX_DECODED_PIXELS), a GIF is cut after its first frame
 (decode_image would otherwise read every frame), and a large image is thinned
 by integer strides while still uint8, so no float buffer outgrows
 MAX_DECODE_SIDE x MAX_DECODE_SIDE, whatever the aspect ratio.
 """
 import tensorflow as tf
 
-from happysad.components.trainer import features
+from happysad import contract
 
-IMAGE_SIZE = features.IMAGE_SIZE
+IMAGE_SIZE = contract.IMAGE_SIZE
 CHANNELS = 3
 # Transparent pixels are composited onto white: emoji art is drawn for light
 # pages, and decode_png(channels=3) would otherwise expose the (often black)
 # RGB under alpha 0. Ingestion uses the same background.
-BACKGROUND = float(features.BACKGROUND[0])  # white: the same value in every channel
-MAX_DECODE_SIDE = features.MAX_DECODE_SIDE
+BACKGROUND = float(contract.BACKGROUND[0])  # white: the same value in every channel
+MAX_DECODE_SIDE = contract.MAX_DECODE_SIDE
 # A GIF's first frame must end within its first this many bytes; the first
 # _GIF_SHORT_SCAN_BYTES are scanned on their own first, which is all a small GIF needs.
 _GIF_SCAN_BYTES = 4 * 2 ** 20
@@ -82,7 +82,7 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
 def check_decode_budget(encoded: tf.Tensor) -> tf.Operation:
     """An assertion over a [N] batch of encoded images: every one is a PNG,
     GIF, BMP or JPEG, and their declared pixels sum to at most
-    features.MAX_DECODED_PIXELS. It reads headers only, so a decompression
+    contract.MAX_DECODED_PIXELS. It reads headers only, so a decompression
     bomb (or many) is refused before a pixel buffer is allocated. Fails with
     InvalidArgumentError naming the first image at fault."""
     sizes = tf.map_fn(declared_size, encoded, fn_output_signature=tf.TensorSpec([2], tf.int64))
@@ -96,10 +96,10 @@ def check_decode_budget(encoded: tf.Tensor) -> tf.Operation:
         "image {}: Unknown image file format (its first bytes match no PNG, JPEG, GIF or BMP): send one of those",
         first_unknown)])
     with tf.control_dependencies([known]):
-        return tf.debugging.Assert(total <= features.MAX_DECODED_PIXELS, [tf.strings.format(
+        return tf.debugging.Assert(total <= contract.MAX_DECODED_PIXELS, [tf.strings.format(
             "image {} declares {} x {} pixels; all images of the request declare {}, over the limit of {} "
             f"pixels a request: send smaller images or fewer at once (the model reads {IMAGE_SIZE}x{IMAGE_SIZE})",
-            (largest, sizes[largest, 1], sizes[largest, 0], total, features.MAX_DECODED_PIXELS))])
+            (largest, sizes[largest, 1], sizes[largest, 0], total, contract.MAX_DECODED_PIXELS))])
 
 
 def _last_node(successor: tf.Tensor, start: tf.Tensor, nodes: int) -> tf.Tensor:
@@ -194,15 +194,15 @@ def frame(image: tf.Tensor) -> tf.Tensor:
     """float32 [H, W, 3] (0..255) -> the square around what differs from the
     image's border colour, with a margin, padded with that colour where it
     leaves the image; the image itself where the border is not one colour or
-    nothing differs from it (features.FRAME_*). tflite_model.frame does the same
+    nothing differs from it (contract.FRAME_*). tflite_model.frame does the same
     in numpy, to the pixel."""
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     border = tf.concat([image[0], image[height - 1], image[:, 0], image[:, width - 1]], 0)
     colour = tf.sort(border, axis=0)[tf.shape(border)[0] // 2]  # each channel's median (the upper one)
-    border_off = tf.reduce_max(tf.abs(border - colour), axis=-1) > features.FRAME_TOLERANCE
-    off = tf.reduce_max(tf.abs(image - colour), axis=-1) > features.FRAME_TOLERANCE
+    border_off = tf.reduce_max(tf.abs(border - colour), axis=-1) > contract.FRAME_TOLERANCE
+    off = tf.reduce_max(tf.abs(image - colour), axis=-1) > contract.FRAME_TOLERANCE
     rows, columns = tf.reduce_any(off, axis=1), tf.reduce_any(off, axis=0)
-    framed = tf.logical_and(tf.reduce_mean(tf.cast(border_off, tf.float32)) <= features.FRAME_BORDER_OFF,
+    framed = tf.logical_and(tf.reduce_mean(tf.cast(border_off, tf.float32)) <= contract.FRAME_BORDER_OFF,
                             tf.reduce_any(rows))
 
     def first(flags):
@@ -212,7 +212,7 @@ def frame(image: tf.Tensor) -> tf.Tensor:
         top, bottom = first(rows), height - first(tf.reverse(rows, [0]))  # [top, bottom)
         left, right = first(columns), width - first(tf.reverse(columns, [0]))
         size = tf.maximum(bottom - top, right - left)
-        side = size + 2 * (size // features.FRAME_MARGIN_DIVISOR)
+        side = size + 2 * (size // contract.FRAME_MARGIN_DIVISOR)
         y, x = (top + bottom - side) // 2, (left + right - side) // 2
         y0, x0 = tf.maximum(y, 0), tf.maximum(x, 0)
         y1, x1 = tf.minimum(y + side, height), tf.minimum(x + side, width)

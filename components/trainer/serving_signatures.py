@@ -18,11 +18,12 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from happysad.components.trainer import features, image_decoding
+from happysad import contract
+from happysad.components.trainer import image_decoding
 
-SERVING_SIGNATURE = features.SERVING_SIGNATURE
-CLASSIFY_SIGNATURE = features.CLASSIFY_SIGNATURE
-CLASSIFY_METHOD = features.CLASSIFY_METHOD
+SERVING_SIGNATURE = contract.SERVING_SIGNATURE
+CLASSIFY_SIGNATURE = contract.CLASSIFY_SIGNATURE
+CLASSIFY_METHOD = contract.CLASSIFY_METHOD
 KERAS_MODEL_FILE = "model.keras"  # in <export dir>/assets.extra/
 
 
@@ -41,31 +42,31 @@ def signature_functions(model, class_names) -> dict:
         probabilities = _probabilities(model, image_decoding.decode_batch(images))
         index = tf.argmax(probabilities, axis=1, output_type=tf.int32)
         return {
-            features.PROBABILITIES_OUTPUT: probabilities,
-            features.CLASS_INDEX_OUTPUT: index,
-            features.CLASS_NAME_OUTPUT: tf.gather(tf.constant(names), index),
+            contract.PROBABILITIES_OUTPUT: probabilities,
+            contract.CLASS_INDEX_OUTPUT: index,
+            contract.CLASS_NAME_OUTPUT: tf.gather(tf.constant(names), index),
         }
 
     def classify_examples(inputs):
         # Only the image is needed: a client's tf.Example has no label.
-        parsed = tf.io.parse_example(inputs, {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-        scores = _probabilities(model, image_decoding.decode_batch(parsed[features.IMAGE_KEY]))
+        parsed = tf.io.parse_example(inputs, {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        scores = _probabilities(model, image_decoding.decode_batch(parsed[contract.IMAGE_KEY]))
         classes = tf.tile(tf.constant(names)[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {"classes": classes, "scores": scores}
 
     def evaluate_examples(examples):
-        parsed = tf.io.parse_example(examples, features.feature_spec())
-        pixels = image_decoding.decode_batch(parsed[features.IMAGE_KEY])
-        return {features.EVAL_PREDICTION_KEY: model(pixels, training=False)}
+        parsed = tf.io.parse_example(examples, contract.feature_spec())
+        pixels = image_decoding.decode_batch(parsed[contract.IMAGE_KEY])
+        return {contract.EVAL_PREDICTION_KEY: model(pixels, training=False)}
 
     return {
         SERVING_SIGNATURE: (serve_images, tf.TensorSpec([None], tf.string, name="images")),
         CLASSIFY_SIGNATURE: (classify_examples, tf.TensorSpec([None], tf.string, name="inputs")),
-        features.EVAL_SIGNATURE: (evaluate_examples, tf.TensorSpec([None], tf.string, name="examples")),
+        contract.EVAL_SIGNATURE: (evaluate_examples, tf.TensorSpec([None], tf.string, name="examples")),
     }
 
 
-WARMUP_FILE = features.WARMUP_FILE
+WARMUP_FILE = contract.WARMUP_FILE
 
 
 def export(model, class_names, export_dir: str, warmup_images=()) -> None:
@@ -106,7 +107,7 @@ def write_warmup_requests(path: str, images) -> None:
             writer.write(log.SerializeToString())
             classify = classification_pb2.ClassificationRequest()
             classify.model_spec.signature_name = CLASSIFY_SIGNATURE
-            classify.input.example_list.examples.add().features.feature[features.IMAGE_KEY].bytes_list.value.append(image)
+            classify.input.example_list.examples.add().features.feature[contract.IMAGE_KEY].bytes_list.value.append(image)
             log = prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=classify))
             writer.write(log.SerializeToString())
 

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from happysad.components.trainer import features
+from happysad import contract
 
 TFLITE_FILE = "tflite"  # in the SavedModel's folder, as TFX's rewriter names it
 TFLITE_REPORT_FILE = "tflite.json"  # beside it: both variants' size, accuracy and latency, and the choice
@@ -37,8 +37,8 @@ MAX_INT8_ACCURACY_DROP = 0.01
 MAX_EVAL_EXAMPLES = 256
 BATCH = 16
 LATENCY_CALLS = 20
-IMAGE_SIZE = features.IMAGE_SIZE
-BACKGROUND = float(features.BACKGROUND[0])
+IMAGE_SIZE = contract.IMAGE_SIZE
+BACKGROUND = float(contract.BACKGROUND[0])
 
 
 def preprocess(encoded: bytes) -> np.ndarray:
@@ -46,13 +46,13 @@ def preprocess(encoded: bytes) -> np.ndarray:
     the TFLite model's input for one image.
 
     The steps of the SavedModel's in-graph decode (image_decoding.decode_image):
-    the first frame; a side over features.MAX_DECODE_SIDE thinned to
+    the first frame; a side over contract.MAX_DECODE_SIDE thinned to
     every k-th row or column; gray expanded to RGB; transparency composited
     onto white (rgb * a + 255 * (1 - a), a = alpha / 255); framed (frame);
     then, unless the image is already 150x150, a bilinear resize that averages over the source pixels
     when shrinking (TF's antialias=True; Pillow's BILINEAR). No scaling to
     0..1: the model rescales inside. Raises ValueError for bytes that are not
-    an image, or over features.MAX_IMAGE_PIXELS pixels."""
+    an image, or over contract.MAX_IMAGE_PIXELS pixels."""
     from PIL import Image
 
     try:
@@ -60,14 +60,14 @@ def preprocess(encoded: bytes) -> np.ndarray:
     except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ...
         raise ValueError(f"not a PNG, JPEG, GIF or BMP image ({type(e).__name__})") from None
     with image:
-        if image.width * image.height > features.MAX_IMAGE_PIXELS:
+        if image.width * image.height > contract.MAX_IMAGE_PIXELS:
             raise ValueError(f"image has {image.width} x {image.height} pixels, over the limit of "
-                             f"{features.MAX_IMAGE_PIXELS}: send a smaller image")
+                             f"{contract.MAX_IMAGE_PIXELS}: send a smaller image")
         try:  # the header read fine; the pixels may still be cut short
             rgba = np.asarray(image.convert("RGBA"))
         except Exception as e:
             raise ValueError(f"the image does not decode ({type(e).__name__}: {e})") from None
-    side = features.MAX_DECODE_SIDE  # thinned while uint8, by the graph's strides
+    side = contract.MAX_DECODE_SIDE  # thinned while uint8, by the graph's strides
     rgba = rgba[::-(-rgba.shape[0] // side), ::-(-rgba.shape[1] // side)].astype(np.float32)
     alpha = rgba[..., 3:4] / np.float32(255.0)
     pixels = frame(rgba[..., :3] * alpha + np.float32(BACKGROUND) * (np.float32(1.0) - alpha))
@@ -84,14 +84,14 @@ def frame(pixels: np.ndarray) -> np.ndarray:
     height, width = pixels.shape[:2]
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     colour = np.sort(border, axis=0)[len(border) // 2]
-    border_off = np.abs(border - colour).max(axis=-1) > features.FRAME_TOLERANCE
-    off = np.abs(pixels - colour).max(axis=-1) > features.FRAME_TOLERANCE
+    border_off = np.abs(border - colour).max(axis=-1) > contract.FRAME_TOLERANCE
+    off = np.abs(pixels - colour).max(axis=-1) > contract.FRAME_TOLERANCE
     rows, columns = np.flatnonzero(off.any(axis=1)), np.flatnonzero(off.any(axis=0))
-    if np.float32(border_off.mean()) > features.FRAME_BORDER_OFF or not len(rows):
+    if np.float32(border_off.mean()) > contract.FRAME_BORDER_OFF or not len(rows):
         return pixels
     top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
     size = max(bottom - top, right - left)
-    side = size + 2 * (size // features.FRAME_MARGIN_DIVISOR)
+    side = size + 2 * (size // contract.FRAME_MARGIN_DIVISOR)
     y, x = (top + bottom - side) // 2, (left + right - side) // 2
     y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + side, height), min(x + side, width)
     inside = pixels[y0:y1, x0:x1] - colour
@@ -145,7 +145,7 @@ def convert(model, quantizations=(False, True)) -> list:
         archive.track(model)
 
         def predict(pixels):
-            return {features.EVAL_PREDICTION_KEY: model(pixels, training=False)}
+            return {contract.EVAL_PREDICTION_KEY: model(pixels, training=False)}
 
         spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32, name=INPUT_NAME)
         archive.add_endpoint("serving_default", predict, input_signature=[spec])

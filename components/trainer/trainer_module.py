@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from happysad.components.trainer import (efficientnet_lite0, emoji_cnn, features, image_decoding, serving_signatures,
-                                         tflite_model, training_report)
+from happysad import contract
+from happysad.components.trainer import (efficientnet_lite0, emoji_cnn, image_decoding, serving_signatures, tflite_model,
+                                         training_report)
 from happysad.components.trainer.training_config import TrainingConfig
 
 
@@ -27,7 +28,7 @@ SHUFFLE_BUFFER = 10_000
 # A larger one keeps its encoded bytes (~10 KB a face, not 270 KB) and decodes
 # every epoch, so memory grows by ~10 MB per 1,000 faces and 100,000 fit here.
 DECODED_CACHE_BYTES = 256 * 2**20
-_DECODED_IMAGE_BYTES = features.IMAGE_SIZE * features.IMAGE_SIZE * image_decoding.CHANNELS * 4  # float32
+_DECODED_IMAGE_BYTES = contract.IMAGE_SIZE * contract.IMAGE_SIZE * image_decoding.CHANNELS * 4  # float32
 
 
 def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float32, augment=False):
@@ -39,9 +40,9 @@ def _dataset(file_patterns, batch_size, shuffle_seed=None, label_dtype=tf.float3
     if not files:
         raise ValueError(f"no TFRecord files match {file_patterns}")
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    ds = ds.map(lambda record: tf.io.parse_single_example(record, features.feature_spec()),
+    ds = ds.map(lambda record: tf.io.parse_single_example(record, contract.feature_spec()),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda ex: (ex[features.IMAGE_KEY], tf.cast(ex[features.LABEL_KEY], label_dtype)))
+    ds = ds.map(lambda ex: (ex[contract.IMAGE_KEY], tf.cast(ex[contract.LABEL_KEY], label_dtype)))
     examples = int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
     if examples * _DECODED_IMAGE_BYTES <= DECODED_CACHE_BYTES:
         return batches(_decoded(ds).cache(), batch_size, shuffle_seed, augment)
@@ -94,7 +95,7 @@ WARMUP_REQUESTS = 4  # real eval faces replayed by TF Serving at load
 def _warmup_images(file_patterns) -> list:
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(WARMUP_REQUESTS)
-    return [tf.io.parse_single_example(r, features.feature_spec())[features.IMAGE_KEY].numpy() for r in records]
+    return [tf.io.parse_single_example(r, contract.feature_spec())[contract.IMAGE_KEY].numpy() for r in records]
 
 
 def _eval_sample(evaluation) -> tuple:
@@ -160,6 +161,6 @@ def run_fn(fn_args):
     summary["architecture"] = training.architecture
     summary["class_names"] = class_names
     tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, features.TRAINING_SUMMARY_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, contract.TRAINING_SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
-    training_report.plot_curves(summary, os.path.join(fn_args.model_run_dir, features.TRAINING_CURVES_FILE))
+    training_report.plot_curves(summary, os.path.join(fn_args.model_run_dir, contract.TRAINING_CURVES_FILE))

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from happysad.components import serving_check
-from happysad.components.trainer import emoji_cnn, features, serving_signatures
+from happysad import contract
+from happysad.components.trainer import emoji_cnn, serving_signatures
 from happysad.data import emoji_faces
 from helpers import example, export_the_old_way
 
@@ -29,7 +30,7 @@ def test_the_projects_export_passes(model, tmp_path):
     serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"))
     result = _check(tmp_path / "1")
     assert result["problems"] == [] and result["blessed"]
-    assert set(result["latency_ms"]) == {"serving_default", "classify", features.EVAL_SIGNATURE}
+    assert set(result["latency_ms"]) == {"serving_default", "classify", contract.EVAL_SIGNATURE}
 
 
 def test_the_old_export_is_refused_with_the_session_loaders_words(model, tmp_path):

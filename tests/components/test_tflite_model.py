@@ -8,7 +8,8 @@ import tensorflow as tf
 from PIL import Image
 
 from happysad.components.saved_model_bundle import SavedModelBundle
-from happysad.components.trainer import emoji_cnn, features, image_decoding, serving_signatures, tflite_model
+from happysad import contract
+from happysad.components.trainer import emoji_cnn, image_decoding, serving_signatures, tflite_model
 from happysad.data import emoji_faces
 from helpers import REPO, removed_unless_failed
 
@@ -75,7 +76,7 @@ def test_preprocess_refuses_what_is_not_an_image_a_truncated_one_and_a_decompres
         tflite_model.preprocess(b"not an image")
     with pytest.raises(ValueError, match="the image does not decode"):
         tflite_model.preprocess(FACES[0][:len(FACES[0]) // 2])
-    side = int(features.MAX_IMAGE_PIXELS ** 0.5) + 1
+    side = int(contract.MAX_IMAGE_PIXELS ** 0.5) + 1
     with pytest.raises(ValueError, match="over the limit"):
         tflite_model.preprocess(_encoded(Image.new("L", (side, side)), "L", "PNG"))
 
@@ -97,7 +98,7 @@ def test_the_tflite_model_answers_as_the_savedmodel_on_the_same_images(exported)
     _, path, report, _ = exported
     images = FACES + [p.read_bytes() for p in NOTO]
     bundle = SavedModelBundle(str(path))
-    served = bundle.run("serving_default", {"images": np.array(images, dtype=object)})[features.PROBABILITIES_OUTPUT]
+    served = bundle.run("serving_default", {"images": np.array(images, dtype=object)})[contract.PROBABILITIES_OUTPUT]
     bundle.close()
     tflite = tflite_model.TFLiteModel(str(path / tflite_model.TFLITE_FILE))
     phone = tflite.probabilities(np.stack([tflite_model.preprocess(i) for i in images]))

@@ -434,7 +434,8 @@ def test_the_same_weights_without_framing_are_not_blessed_on_the_held_out_varian
     import keras
     import tensorflow_model_analysis as tfma
 
-    from happysad.components.trainer import features, image_decoding, serving_signatures
+    from happysad import contract
+    from happysad.components.trainer import image_decoding, serving_signatures
     from happysad.pipeline.pipeline import _eval_config
 
     (trainer,) = [e for e in ws.executions("Trainer") if e.id in ws.run_executions(first_run.run_id)]
@@ -444,7 +445,7 @@ def test_the_same_weights_without_framing_are_not_blessed_on_the_held_out_varian
         patch.setattr(image_decoding, "frame", lambda image: image)
         serving_signatures.export(model, list(emoji_faces.CLASS_NAMES), str(tmp_path / "unframed"))
     held_out = _report(ws)["held_out"]
-    assert features.VARIANTS_SOURCE in held_out
+    assert contract.VARIANTS_SOURCE in held_out
     config = _eval_config(configs.GateConfig(), 2, held_out)
     for spec in config.metrics_specs:  # no baseline here: the value thresholds alone, as on a first run
         for metric in spec.metrics:
@@ -462,10 +463,10 @@ def test_the_same_weights_without_framing_are_not_blessed_on_the_held_out_varian
                      for f in per_slice.failures})
     accuracy = {keys[0].bytes_value.decode(): kv.value.double_value.value
                 for m in tfma.load_metrics(out) if len(keys := m.slice_key.single_slice_keys) == 1
-                and keys[0].column == features.SOURCE_KEY
+                and keys[0].column == contract.SOURCE_KEY
                 for kv in m.metric_keys_and_values if kv.key.name == "binary_accuracy"}
     print(f"\nwithout framing, accuracy by source: {accuracy}")
-    assert failed == [("binary_accuracy", f"source={features.VARIANTS_SOURCE}")], (failed, accuracy)
+    assert failed == [("binary_accuracy", f"source={contract.VARIANTS_SOURCE}")], (failed, accuracy)
 
 
 # The reference CNN (`--arch reference`) on the held-out vendors, measured: EmojiOne 0.920-1.000

@@ -1,7 +1,8 @@
-"""The contract between ingestion, the Trainer and the pipeline: the tf.Example
+"""The data contract every layer shares (ingestion, the Trainer, the pipeline, serving): the tf.Example
 features, and the exported model's evaluation signature the Evaluator calls.
 
-Kept free of TensorFlow at import time: ingestion's worker processes import it.
+It imports nothing of ours, so every folder may import it, and TensorFlow only
+inside feature_spec: ingestion's worker processes import it.
 """
 IMAGE_SIZE = 150  # every image is IMAGE_SIZE x IMAGE_SIZE RGB by the time the model sees it
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white, everywhere
