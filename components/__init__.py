@@ -2,11 +2,14 @@
 import hashlib
 from pathlib import Path
 
+from happysad import contract
+
 # The Trainer imports its entry point from the installed package: no user-code
 # wheel to build and pip-install on every run (~3 s here). TFX hashed that
 # wheel to know when the code changed; trainer_code_version() does it instead.
 TRAINER_RUN_FN = "happysad.components.trainer.trainer_module.run_fn"
 TRAINER_DIR = Path(__file__).resolve().parent / "trainer"
+CONTRACT_FILE = Path(contract.__file__).resolve()  # the Trainer reads its image size, keys and framing
 
 
 def code_version(files, root: Path) -> str:
@@ -18,6 +21,6 @@ def code_version(files, root: Path) -> str:
 
 
 def trainer_code_version() -> str:
-    """A hash of every .py of the Trainer's package. It goes into the Trainer's
-    custom_config, so editing the code re-runs a cached Trainer."""
-    return code_version(TRAINER_DIR.glob("*.py"), TRAINER_DIR)
+    """A hash of every .py of the Trainer's package and of the contract. It goes
+    into the Trainer's custom_config, so editing the code re-runs a cached Trainer."""
+    return code_version([*TRAINER_DIR.glob("*.py"), CONTRACT_FILE], TRAINER_DIR.parents[1])

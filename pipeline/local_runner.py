@@ -329,12 +329,13 @@ def compiled_pipeline(ir_dir: Path, arguments: dict):
 
 
 def package_code_version() -> str:
-    """A hash of every .py under happysad's pipeline/ and components/ folders:
-    the code that defines the compiled pipeline."""
-    from happysad.components import code_version
+    """A hash of every .py under happysad's pipeline/ and components/ folders and
+    of the contract: the code that defines the compiled pipeline."""
+    from happysad.components import CONTRACT_FILE, code_version
 
     root = Path(__file__).resolve().parents[1]
-    return code_version([*root.joinpath("pipeline").glob("*.py"), *root.joinpath("components").rglob("*.py")], root)
+    return code_version([*root.joinpath("pipeline").glob("*.py"), *root.joinpath("components").rglob("*.py"),
+                         CONTRACT_FILE], root)
 
 
 def _own_run(metadata_path: Path, before: set) -> Optional[str]:

@@ -4,16 +4,22 @@ import shutil
 from happysad import components
 
 
-def test_the_code_version_follows_every_file_of_the_trainer_package(tmp_path, monkeypatch):
-    copy = tmp_path / "trainer"
+def test_the_code_version_follows_every_file_of_the_trainer_package_and_the_contract(tmp_path, monkeypatch):
+    copy, contract = tmp_path / "components" / "trainer", tmp_path / "happysad" / "contract.py"  # the repo's layout
     shutil.copytree(components.TRAINER_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    contract.parent.mkdir()
+    shutil.copy(components.CONTRACT_FILE, contract)
     monkeypatch.setattr(components, "TRAINER_DIR", copy)
+    monkeypatch.setattr(components, "CONTRACT_FILE", contract)
     before = components.trainer_code_version()
     assert before == components.trainer_code_version()  # stable: a cached run stays cached
-    (copy / "emoji_cnn.py").write_text((copy / "emoji_cnn.py").read_text() + "\n# a change\n")
-    edited = components.trainer_code_version()
+    versions = [before]
+    for edit in (copy / "emoji_cnn.py", contract):  # the model's code, and the contract it reads
+        edit.write_text(edit.read_text() + "\n# a change\n")
+        versions.append(components.trainer_code_version())
     (copy / "helpers.py").write_text("X = 1\n")  # a new module counts too
-    assert len({before, edited, components.trainer_code_version()}) == 3
+    versions.append(components.trainer_code_version())
+    assert len(set(versions)) == 4, versions
 
 
 def test_the_run_fn_is_importable_from_the_installed_package():
