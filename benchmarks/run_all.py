@@ -94,8 +94,10 @@ def markdown(results: dict) -> str:
                      f"{row['epoch_s'][-1]:.1f} |")
     lines.append("")
     sd = results["seeds"]
-    lines += ["## Epochs to 0.999, seeds 1-5\n", f"{sd['epochs']} - median {sd['median']}, worst {sd['worst']}; "
-              f"eval accuracy {[round(a, 3) for a in sd['eval_accuracy']]}\n"]
+    lines += [f"## Epochs to 0.999, seeds 1-5 ({sd['architecture']})\n",
+              f"{sd['epochs']} - median {sd['median']}, worst {sd['worst']} (99: not within the cap); "
+              f"eval accuracy {[round(a, 3) for a in sd['eval_accuracy']]}; "
+              f"eval AUC {[round(r['eval_auc'], 3) for r in sd['rows']]}\n"]
     lines += ["## Growth with data size\n", "Beam DirectRunner in memory, one worker (the default).\n",
               "| images | ingest s | ingest img/s | ImportExampleGen s | StatisticsGen s | SchemaGen s | "
               "ExampleValidator s | validation s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -606,32 +606,6 @@ def test_later_runs_a_cached_rerun_then_changed_data_then_drifted_data(ws, first
     assert len(ws.executions("Trainer")) == trained  # the Trainer never started
 
 
-def test_five_seeds_reach_the_threshold_before_epoch_15(ws, first_run):
-    """The Trainer's training (trainer_module.train, what run_fn runs before it
-    exports) on the pipeline's own train/eval split, 5 seeds: the README's seed
-    table (epoch, eval accuracy, eval AUC) comes from this print."""
-    import keras
-
-    from happysad.components.trainer import trainer_module
-
-    example_gen = ws.executions("ImportExampleGen")[0]
-    examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
-    table = []
-    for seed in range(1, 6):
-        trained = trainer_module.train(configs.TrainingConfig(seed=seed), 2, [str(examples / "Split-train" / "*")],
-                                       [str(examples / "Split-eval" / "*")])
-        auc = keras.metrics.AUC()
-        for pixels, labels in trained.evaluation:
-            auc.update_state(labels, trained.model(pixels, training=False)[:, 0])
-        table.append((seed, trained.stopped_epoch, trained.history["val_accuracy"][-1], float(auc.result())))
-        keras.backend.clear_session()
-    print(f"\n{configs.TrainingConfig().architecture}\nseed  threshold epoch  eval accuracy  eval AUC")
-    for row in table:
-        print("%4d  %15s  %13.3f  %8.3f" % row)
-    assert all(epoch is not None and epoch < 15 for _, epoch, _, _ in table), table
-    assert all(auc >= 0.9 for *_, auc in table), table  # the gate's AUC bound
-
-
 def test_a_failing_component_is_named_and_exits_non_zero(tmp_path):
     """Its own workspace and its own failure: TFRecords whose name is right and
     whose bytes are not GZIP, so ImportExampleGen itself fails."""
