@@ -31,7 +31,8 @@ def test_a_failing_component_is_named_and_exits_non_zero(tmp_path):
 
 
 def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path, browser):
-    """The gate on a broken model, with the LocalDagRunner and a Beam option for a change."""
+    """The gate on a broken model, with the LocalDagRunner and a Beam option for a change.
+    The reference CNN: a test of the gate, not of the model."""
     ws = workspace(tmp_path)
     ws.sources = None  # the generated faces alone, every label shuffled
     files = sorted(ws.data.rglob("*.png"))
@@ -46,7 +47,8 @@ def test_model_trained_on_shuffled_labels_is_not_blessed_or_pushed(tmp_path, bro
     shutil.rmtree(ws.data)
     staging.rename(ws.data)
 
-    result = ws.run("--runner", "local", "--beam-arg=--direct_running_mode=in_memory", expect=(3,))
+    result = ws.run("--runner", "local", "--beam-arg=--direct_running_mode=in_memory", "--arch", "reference",
+                    expect=(3,))
     assert "blessed: NO" in result.stdout and "binary_accuracy value" in result.stdout
     # Given a Beam option, TFX's Beam executors build an sdist of TFX each: the run removes them.
     assert ws.files_left_in_tmp() == []
