@@ -309,6 +309,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         class_names=json.dumps(sorted(class_names)),
+        over_server_fn=configs.SERVING_CHECK_OVER_SERVER,
     )
     # TFX's Pusher (its PushedModel, its blessing checks), writing each version
     # aside and renaming it into place: TF Serving never sees half a model.
