@@ -52,7 +52,7 @@ def preprocess(encoded: bytes) -> np.ndarray:
     then, unless the image is already 150x150, a bilinear resize that averages over the source pixels
     when shrinking (TF's antialias=True; Pillow's BILINEAR). No scaling to
     0..1: the model rescales inside. Raises ValueError for bytes that are not
-    an image, or over contract.MAX_IMAGE_PIXELS pixels."""
+    an image, or over contract.MAX_DECODED_PIXELS pixels."""
     from PIL import Image
 
     try:
@@ -60,9 +60,9 @@ def preprocess(encoded: bytes) -> np.ndarray:
     except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ...
         raise ValueError(f"not a PNG, JPEG, GIF or BMP image ({type(e).__name__})") from None
     with image:
-        if image.width * image.height > contract.MAX_IMAGE_PIXELS:
+        if image.width * image.height > contract.MAX_DECODED_PIXELS:
             raise ValueError(f"image has {image.width} x {image.height} pixels, over the limit of "
-                             f"{contract.MAX_IMAGE_PIXELS}: send a smaller image")
+                             f"{contract.MAX_DECODED_PIXELS}: send a smaller image")
         try:  # the header read fine; the pixels may still be cut short
             rgba = np.asarray(image.convert("RGBA"))
         except Exception as e:
