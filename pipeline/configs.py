@@ -11,6 +11,9 @@ from happysad.components.trainer.training_config import TrainingConfig  # noqa: 
 PIPELINE_NAME = "happysad"
 DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes
 MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>/<version>/
+# The data gate's node id: the resolvers ask its executions whether an earlier
+# run's data was accepted, and the runner reads its failure as DataRejected.
+DATA_GATE_ID = "DataGate"
 # The ServingCheck's second half, by name (components never import serving):
 # the candidate served by a real `happysad serve` on loopback, asked over gRPC and REST.
 SERVING_CHECK_OVER_SERVER = "happysad.serving.loopback_check.start"

@@ -52,9 +52,6 @@ class StoreDamaged(PipelineFailed):
         Exception.__init__(self, str(damaged))
 
 
-DATA_GATE = "DataGate"  # the node whose failure means DataRejected
-
-
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One run, from data folders to a pushed model."""
@@ -263,7 +260,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
                                               _own_run(paths.metadata_path, before))
         except Exception:  # the store may not exist if the very first step broke
             failed_run = None
-        raise (DataRejected if node == DATA_GATE else PipelineFailed)(node, e, log_path, failed_run) from e
+        raise (DataRejected if node == configs.DATA_GATE_ID else PipelineFailed)(node, e, log_path, failed_run) from e
     summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
                                    _own_run(paths.metadata_path, before))
     summary.log_path = log_path
