@@ -25,7 +25,9 @@ from typing import Callable, Optional
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
+# Not tfx.v1: its import loads Google Cloud's clients, a cost on every run
+# (benchmarks/RESULTS.md, Figures from code comments).
+from tfx.types import standard_artifacts
 from tfx.utils import import_utils
 
 from happysad.components.examples_artifact import split_records
@@ -52,7 +54,7 @@ def check_model(model_dir: str, examples: list, class_names: list, latency_budge
     raises for a bad model: a model that cannot load is a problem, not a crash."""
     with tempfile.TemporaryDirectory(prefix="serving-check-") as tmp, contextlib.ExitStack() as stack:
         served = None
-        if serve is not None:  # the server starts (~4 s: it imports TensorFlow) while the in-process check runs
+        if serve is not None:  # the server starts (it imports TensorFlow) while the in-process check runs
             served = stack.enter_context(serve(model_dir, tmp, os.path.join(log_dir or tmp, SERVER_LOG_FILE)))
         problems, checks, latency = _check_in_process(model_dir, examples, class_names, latency_budget_ms)
         server_latency = {}

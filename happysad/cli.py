@@ -30,7 +30,7 @@ def _quiet_tensorflow() -> None:
     # Must be set before TensorFlow is imported; C++ INFO lines drown the status lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Google's client libraries (pulled in by TFX's GCP extras) warn about
-    # Python 3.10 and old grpcio on import: ~30 lines on every command, about
+    # Python 3.10 and old grpcio on import: a screenful on every command, about
     # versions TFX 1.16 pins. Only those, only FutureWarning.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 
@@ -222,7 +222,7 @@ def cmd_schema(args) -> int:
 def cmd_serve(args) -> int:
     _quiet_tensorflow()
     # oneDNN's CPU allocator keeps every large buffer it has handed out (a hostile
-    # request's 150 MB decode stayed held after its answer); the system allocator
+    # request's large decode stayed held after its answer); the system allocator
     # gives it back. Before TensorFlow is imported.
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     from happysad.serving import model_registry, server
@@ -601,8 +601,8 @@ def main(argv=None) -> int:
 def run_as_program() -> None:
     """The `happysad` command: main(), then an exit without Python's module teardown.
 
-    Tearing down TensorFlow's, Beam's and TFMA's modules took 1.2 s after an
-    `inspect` and 2.8 s after a cold `run` here, with nothing left to do: each
+    Tearing down TensorFlow's, Beam's and TFMA's modules takes seconds with
+    nothing left to do (benchmarks/RESULTS.md, Figures from code comments): each
     command has closed its files and stopped its servers by then. So the
     process waits for its threads and runs its exit handlers (logs flushed,
     temporary folders removed), as Python's shutdown would, then ends. An

@@ -3,8 +3,9 @@
 PredictionService: Predict, Classify, GetModelMetadata (Regress and
 MultiInference answer UNIMPLEMENTED: the model has no such signatures).
 ModelService: GetModelStatus, HandleReloadConfigRequest. Each call runs TensorFlow on the server's own
-worker thread. grpc.aio with a hop to a thread pool measured 2.1x the
-in-process p50 at batch 1; this threaded server measures 1.4-1.5x.
+worker thread: grpc.aio with a hop to a thread pool added more latency at
+batch 1 than this threaded server does (benchmarks/RESULTS.md, Figures from
+code comments; today's overhead is under Serving).
 """
 from __future__ import annotations
 

@@ -44,3 +44,8 @@ def test_make_bench_keeps_the_section_when_it_rewrites_the_file(tmp_path, monkey
     run_all.main(["--out", str(tmp_path / "out"), "--markdown", str(results)])
     assert results.read_text() == "# Benchmarks\n\nnew figures\n\n" + BLOCK + "\n\n" + comments + "\n"
 
+
+def test_the_real_results_file_has_both_kept_sections():
+    text = (BENCHMARKS / "RESULTS.md").read_text()
+    assert rb.section(text) and rb.section(text, run_all.FROM_COMMENTS_START, run_all.FROM_COMMENTS_END)
+

@@ -32,8 +32,8 @@ TFLITE_REPORT_FILE = "tflite.json"  # beside it: both variants' size, accuracy a
 INPUT_NAME = "pixels"  # TFMA feeds the feature of this name (its "serving_default_" prefix removed)
 MAX_INT8_ACCURACY_DROP = 0.01
 # The variants are compared on at most this many eval examples, this many at a
-# time: at 1,000 in batches of 64 the comparison added ~1 GB to the Trainer's
-# peak memory; at 256 in 16s, ~400 MB.
+# time: the comparison adds to the Trainer's peak memory, and more examples or
+# larger batches add more (benchmarks/RESULTS.md, Figures from code comments).
 MAX_EVAL_EXAMPLES = 256
 BATCH = 16
 LATENCY_CALLS = 20
