@@ -50,16 +50,17 @@ UNSEEN_GENERATED = (("classic", 20261206, 20), ("wide", 20261207, 20))
 DECODER = "components/trainer/image_decoding.py"
 
 
-def section(text: str) -> str | None:
-    """The marked robustness section of `text`, marker lines included; None if it has none."""
-    start = text.find(START)
-    end = text.find(END, start)
-    return text[start:end + len(END)] if start >= 0 and end >= 0 else None
+def section(text: str, start_marker: str = START, end_marker: str = END) -> str | None:
+    """The marked section of `text` (the robustness one unless other markers are
+    given), marker lines included; None if it has none."""
+    start = text.find(start_marker)
+    end = text.find(end_marker, start)
+    return text[start:end + len(end_marker)] if start >= 0 and end >= 0 else None
 
 
-def replace_section(text: str, block: str) -> str:
+def replace_section(text: str, block: str, start_marker: str = START, end_marker: str = END) -> str:
     """`text` with its marked section replaced by `block` (marker lines included), or `block` appended."""
-    old = section(text)
+    old = section(text, start_marker, end_marker)
     if old is not None:
         return text.replace(old, block, 1)
     return text.rstrip("\n") + "\n\n" + block + "\n"

@@ -4,7 +4,8 @@
 
 Writes pipeline_output/benchmarks/results.json and benchmarks/RESULTS.md
 (the README links the latter; commit it after a run on the reference machine),
-keeping RESULTS.md's section from `make bench-robustness`.
+keeping RESULTS.md's section from `make bench-robustness` and its figures
+moved out of code comments (which no script measures).
 --quick: one repeat and 80/1,000 images only, for a smoke run.
 """
 from __future__ import annotations
@@ -22,6 +23,11 @@ sys.path[:0] = [str(HERE)]
 import pipeline_benchmark  # noqa: E402
 import robustness_benchmark  # noqa: E402
 import serving_benchmark  # noqa: E402
+
+# RESULTS.md's figures moved out of code comments: written by hand, kept by `make bench`.
+FROM_COMMENTS_START = "<!-- from-comments: figures moved out of code comments; make bench keeps this section -->"
+FROM_COMMENTS_END = "<!-- /from-comments -->"
+KEPT_SECTIONS = ((robustness_benchmark.START, robustness_benchmark.END), (FROM_COMMENTS_START, FROM_COMMENTS_END))
 
 # The targets of the performance issue: (label, how to read it from results, comparison, bound).
 TARGETS = [
@@ -134,9 +140,13 @@ def main(argv=None) -> int:
     results["serving"] = json.loads((args.out / "serving.json").read_text())
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)
-    # Keep the section `make bench-robustness` writes (between its marker lines).
-    kept = robustness_benchmark.section(args.markdown.read_text()) if args.markdown.exists() else None
-    args.markdown.write_text(robustness_benchmark.replace_section(text, kept) if kept else text)
+    # Keep the sections this script does not write (between their marker lines).
+    old = args.markdown.read_text() if args.markdown.exists() else ""
+    for markers in KEPT_SECTIONS:
+        kept = robustness_benchmark.section(old, *markers)
+        if kept:
+            text = robustness_benchmark.replace_section(text, kept, *markers)
+    args.markdown.write_text(text)
     print(text)
     print(f"figures: {args.out / 'results.json'}; summary: {args.markdown}")
     return 0

@@ -5,8 +5,8 @@ from pathlib import Path
 from happysad import contract
 
 # The Trainer imports its entry point from the installed package: no user-code
-# wheel to build and pip-install on every run (~3 s here). TFX hashed that
-# wheel to know when the code changed; trainer_code_version() does it instead.
+# wheel to build and pip-install on every run (its cost: benchmarks/RESULTS.md, Figures from code comments).
+# TFX hashed that wheel to know when the code changed; trainer_code_version() does it instead.
 TRAINER_RUN_FN = "happysad.components.trainer.trainer_module.run_fn"
 TRAINER_DIR = Path(__file__).resolve().parent / "trainer"
 CONTRACT_FILE = Path(contract.__file__).resolve()  # the Trainer reads its image size, keys and framing

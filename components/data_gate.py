@@ -10,7 +10,9 @@ published in ML Metadata for `happysad inspect`.
 
 from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
+# Not tfx.v1: its import loads Google Cloud's clients, a cost on every run
+# (benchmarks/RESULTS.md, Figures from code comments).
+from tfx.types import standard_artifacts
 
 from happysad.components import anomalies as anomalies_lib
 

@@ -17,7 +17,9 @@ from typing import Iterable, Sequence
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts  # not tfx.v1: it imports Google Cloud clients, ~4 s on every run
+# Not tfx.v1: its import loads Google Cloud's clients, a cost on every run
+# (benchmarks/RESULTS.md, Figures from code comments).
+from tfx.types import standard_artifacts
 
 from happysad.components.anomalies import ANOMALIES_FILE
 from happysad.components.examples_artifact import split_records

@@ -192,8 +192,8 @@ def sample_wide_style(rng: np.random.Generator) -> FaceStyle:
         mouth_fill=None if line_art or rng.random() < 0.5 else _hsv(rng.uniform(0.95, 1.0), 0.7, 0.45),
         pixels=int(rng.choice([0, 0, 0, rng.integers(48, 80)])),
     )
-    # OpenMoji draws its faces at about two thirds of the canvas (radius about
-    # 0.33), smaller than any face above: a share of the pairs is drawn that
+    # OpenMoji draws its faces at about two thirds of the canvas, smaller than
+    # any face above: a share of the pairs is drawn that
     # small. Drawn last, so the other draws stay as they were (README, "Which default").
     if rng.random() < SMALL_FACE_SHARE:
         style = dataclasses.replace(style, radius=float(rng.uniform(0.28, 0.36)))

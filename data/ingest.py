@@ -40,7 +40,6 @@ from happysad import contract
 IMAGE_SIZE = contract.IMAGE_SIZE
 BACKGROUND = contract.BACKGROUND
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # as Keras
-MAX_PIXELS = contract.MAX_IMAGE_PIXELS  # refuse decompression bombs before allocating them
 # One file per split, read by ImportExampleGen as its input splits.
 TFRECORD_NAMES = {split: f"{split}.tfrecord.gz" for split in contract.SPLITS}
 REPORT_NAME = "ingest_report.json"
@@ -49,7 +48,7 @@ _FORMAT_VERSION = 2  # bump when normalisation changes, to invalidate old output
 _PARALLEL_FROM = 256  # below this many files, worker start-up costs more than it saves
 # The most bytes one image file may hold: ingestion and `happysad predict` /
 # `explain` read no more than this (+1, to tell) of any file. An emoji is tens
-# of KB; a PNG of MAX_PIXELS is rarely over this, and a request to
+# of KB; a PNG of contract.MAX_DECODED_PIXELS is rarely over this, and a request to
 # `happysad serve` is bounded at 16 MiB anyway.
 MAX_FILE_BYTES = 64 * 2**20
 
@@ -353,14 +352,14 @@ def normalise_image(data: bytes) -> tuple[bytes, list[str]]:
         try:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
-            if width * height > MAX_PIXELS:
+            if width * height > contract.MAX_DECODED_PIXELS:
                 raise ValueError(f"image is {width}x{height} = {width * height:,} pixels, over the "
-                                 f"{MAX_PIXELS:,} pixel limit (a decompression bomb?)")
+                                 f"{contract.MAX_DECODED_PIXELS:,} pixel limit (a decompression bomb?)")
             image.load()
         except ValueError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ValueError(f"refused: over the {MAX_PIXELS:,} pixel limit "
+            raise ValueError(f"refused: over the {contract.MAX_DECODED_PIXELS:,} pixel limit "
                              f"(a decompression bomb?): {e}") from e
         except Exception as e:  # PIL raises many types for broken files
             raise ValueError(f"not a readable image ({type(e).__name__}: {e})") from e

@@ -30,7 +30,7 @@ def _quiet_tensorflow() -> None:
     # Must be set before TensorFlow is imported; C++ INFO lines drown the status lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Google's client libraries (pulled in by TFX's GCP extras) warn about
-    # Python 3.10 and old grpcio on import: ~30 lines on every command, about
+    # Python 3.10 and old grpcio on import: a screenful on every command, about
     # versions TFX 1.16 pins. Only those, only FutureWarning.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 
@@ -222,10 +222,11 @@ def cmd_schema(args) -> int:
 def cmd_serve(args) -> int:
     _quiet_tensorflow()
     # oneDNN's CPU allocator keeps every large buffer it has handed out (a hostile
-    # request's 150 MB decode stayed held after its answer); the system allocator
+    # request's large decode stayed held after its answer); the system allocator
     # gives it back. Before TensorFlow is imported.
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     from happysad.serving import model_registry, server
+    from happysad.serving.server_config import ServerConfig
 
     if args.model_config_file:
         try:
@@ -235,13 +236,13 @@ def cmd_serve(args) -> int:
             return 2
     else:
         models = [model_registry.ModelConfig(args.model_name, str(args.model_base_path.resolve()))]
-    server.run(server.ServerConfig(models=models, host=args.host, rest_port=args.rest_port,
-                                   grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
-                                   max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
-                                   idle_timeout_seconds=args.idle_timeout_seconds,
-                                   body_timeout_seconds=args.body_timeout_seconds,
-                                   model_config_file=str(args.model_config_file) if args.model_config_file else None,
-                                   config_poll_seconds=args.model_config_file_poll_seconds))
+    server.run(ServerConfig(models=models, host=args.host, rest_port=args.rest_port,
+                            grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
+                            max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+                            idle_timeout_seconds=args.idle_timeout_seconds,
+                            body_timeout_seconds=args.body_timeout_seconds,
+                            model_config_file=str(args.model_config_file) if args.model_config_file else None,
+                            config_poll_seconds=args.model_config_file_poll_seconds))
     return 0
 
 
@@ -482,6 +483,8 @@ def add_schema_parser(sub) -> None:
 
 
 def add_serve_parser(sub) -> None:
+    from happysad.serving.server_config import ServerConfig as defaults  # light: no TensorFlow
+
     srv = sub.add_parser("serve", help="serve pushed models over TF Serving's REST and gRPC APIs "
                          "(a development stand-in for TF Serving)")
     srv.add_argument("--model-base-path", type=Path, default=DEFAULT_MODEL_BASE,
@@ -489,29 +492,34 @@ def add_serve_parser(sub) -> None:
     srv.add_argument("--model-name", default=configs.MODEL_NAME, help="(default: %(default)s)")
     srv.add_argument("--model-config-file", type=Path, default=None,
                      help="a TF Serving models.config instead (version policy, labels)")
-    srv.add_argument("--model-config-file-poll-seconds", type=float, default=0.0,
+    srv.add_argument("--model-config-file-poll-seconds", type=float, default=defaults.config_poll_seconds,
                      help="re-read --model-config-file this often; 0 reads it once (default: %(default)s)")
-    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    srv.add_argument("--rest-port", type=int, default=8501, help="0 picks a free port (default: %(default)s)")
-    srv.add_argument("--grpc-port", type=int, default=8500, help="0 picks a free port (default: %(default)s)")
-    srv.add_argument("--poll-seconds", type=float, default=1.0,
+    srv.add_argument("--host", default=defaults.host, help="address to bind (default: %(default)s)")
+    srv.add_argument("--rest-port", type=int, default=defaults.rest_port,
+                     help="0 picks a free port (default: %(default)s)")
+    srv.add_argument("--grpc-port", type=int, default=defaults.grpc_port,
+                     help="0 picks a free port (default: %(default)s)")
+    srv.add_argument("--poll-seconds", type=float, default=defaults.poll_seconds,
                      help="how often to look for new versions (default: %(default)s)")
-    srv.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024,
+    srv.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes,
                      help="larger request bodies are refused with 413 (default: %(default)s)")
-    srv.add_argument("--max-batch-size", type=_positive_int, default=256,
+    srv.add_argument("--max-batch-size", type=_positive_int, default=defaults.max_batch_size,
                      help="a request with more examples is refused with 400 (default: %(default)s)")
-    srv.add_argument("--idle-timeout-seconds", type=_positive_float, default=30.0,
+    srv.add_argument("--idle-timeout-seconds", type=_positive_float, default=defaults.idle_timeout_seconds,
                      help="idle connections are closed after this (default: %(default)s)")
-    srv.add_argument("--body-timeout-seconds", type=_positive_float, default=30.0,
+    srv.add_argument("--body-timeout-seconds", type=_positive_float, default=defaults.body_timeout_seconds,
                      help="a request body must arrive within this, or 408 (default: %(default)s)")
     srv.set_defaults(func=cmd_serve)
 
 
 def add_predict_parser(sub) -> None:
+    from happysad.serving.server_config import ServerConfig as served  # light: no TensorFlow
+
     pred = sub.add_parser("predict", help="classify images: in-process, or through a REST/gRPC server")
     pred.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     pred.add_argument("--server", default="", metavar="URL",
-                      help="http://HOST:8501 (REST) or grpc://HOST:8500 (gRPC); default: in-process")
+                      help=f"http://HOST:{served.rest_port} (REST) or grpc://HOST:{served.grpc_port} (gRPC); "
+                      "default: in-process")
     pred.add_argument("--model", default=configs.MODEL_NAME, help="model name on the server (default: %(default)s)")
     pred.add_argument("--model-dir", type=Path, default=None,
                       help="SavedModel for in-process use (default: the latest version in serving_model/happysad)")
@@ -593,8 +601,8 @@ def main(argv=None) -> int:
 def run_as_program() -> None:
     """The `happysad` command: main(), then an exit without Python's module teardown.
 
-    Tearing down TensorFlow's, Beam's and TFMA's modules took 1.2 s after an
-    `inspect` and 2.8 s after a cold `run` here, with nothing left to do: each
+    Tearing down TensorFlow's, Beam's and TFMA's modules takes seconds with
+    nothing left to do (benchmarks/RESULTS.md, Figures from code comments): each
     command has closed its files and stopped its servers by then. So the
     process waits for its threads and runs its exit handlers (logs flushed,
     temporary folders removed), as Python's shutdown would, then ends. An

@@ -42,11 +42,10 @@ SERVING_CHECK_FILE = "serving_check.json"  # ServingCheck, in its blessing
 
 # The decoding budget: pixels (width x height, as the headers declare them)
 # decoded at once, summed over one request in the serving graph and the server,
-# one file in ingestion. Checked from the headers before any pixel buffer is
+# one file in ingestion, one image on the TFLite path. Checked from the headers before any pixel buffer is
 # allocated: a 300 KB PNG can declare 10000x10000 pixels. A decoded pixel takes
 # at most 4 bytes (RGBA uint8), and a GIF gives only its first frame.
 MAX_DECODED_PIXELS = 40_000_000
-MAX_IMAGE_PIXELS = MAX_DECODED_PIXELS  # one image's share when decoded alone (ingestion, the TFLite path)
 # A decoded side longer than this is thinned to every k-th row or column while
 # still uint8, so the float buffers and the antialiased resize that follow
 # start from at most 4x the model's side, whatever the aspect ratio.

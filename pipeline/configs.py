@@ -11,6 +11,12 @@ from happysad.components.trainer.training_config import TrainingConfig  # noqa: 
 PIPELINE_NAME = "happysad"
 DEFAULT_CLASSES = ("happy", "sad")  # the class set of TFRecords given without --classes
 MODEL_NAME = "happysad"  # the TF Serving model name: serving_model/<MODEL_NAME>/<version>/
+# The data gate's node id: the resolvers ask its executions whether an earlier
+# run's data was accepted, and the runner reads its failure as DataRejected.
+DATA_GATE_ID = "DataGate"
+# The ServingCheck's second half, by name (components never import serving):
+# the candidate served by a real `happysad serve` on loopback, asked over gRPC and REST.
+SERVING_CHECK_OVER_SERVER = "happysad.serving.loopback_check.start"
 
 
 def model_base(serving_dir):
@@ -39,21 +45,21 @@ class GateConfig:
     """When the Evaluator blesses a model.
 
     On the seed's 80 faces the eval split holds ~18, so accuracy moves in ~6%
-    steps. Measured on those (5 seeds, models stopped at the 0.999 callback): accuracy
-    0.78-0.94 and AUC 0.99-1.0 - the ranking is right, a few probabilities sit
-    on the wrong side of 0.5. A model trained on shuffled labels scores ~0.5 on
-    both (the test suite checks one). So AUC >= 0.9 is the sharp test and
-    accuracy >= 0.75 the coarse one; a random model passes both with odds well
-    under 1 in 1000.
+    steps. Models stopped at the 0.999 callback rank the faces right (AUC near
+    1) while a few probabilities sit on the wrong side of 0.5 (accuracy lower);
+    a model trained on shuffled labels scores chance on both (the test suite
+    checks one). So AUC >= 0.9 is the sharp test and accuracy >= 0.75 the
+    coarse one; a random model passes both with odds well under 1 in 1000. The
+    seeds' figures: benchmarks/RESULTS.md, Figures from code comments.
     """
 
     min_accuracy: float = 0.75
     min_auc: float = 0.9
     # On each held-out source (real art the model never trained on; 25-28 faces,
     # ~0.04 a face, so two wrong faces pass and three fail). The default recipe
-    # measured 0.96-1.0 over 6 seeds (Noto 1.0 on all, EmojiOne 0.96-1.0); models
-    # trained on the classic generated faces alone score 0.5-0.8 on real sets,
-    # the model the gate used to bless among them.
+    # clears it on every seed; models trained on the classic generated faces
+    # alone, the model the gate used to bless among them, fall well short on
+    # real sets (benchmarks/RESULTS.md, Figures from code comments).
     min_unseen_accuracy: float = 0.9
     # On the held-out framing variants (data/emoji_variants, 53 faces): a model
     # that frames reads them as it reads clean art, one that does not misses the
@@ -74,8 +80,9 @@ class ValidationConfig:
     between the eval and train splits of one run (skew) and between a split
     and the same split of the previous run (drift). Both are the L-infinity
     distance between class-frequency vectors (the largest change of any one
-    class's share). The default 4:1 split of 80 faces measures ~0.03-0.1 of
-    skew; 0.25 flags a split where one class is mostly missing.
+    class's share). The default 4:1 split's own skew sits well under 0.25
+    (benchmarks/RESULTS.md, Figures from code comments); 0.25 flags a split where one class
+    is mostly missing.
     """
 
     image_height: int = contract.IMAGE_SIZE

@@ -52,9 +52,6 @@ class StoreDamaged(PipelineFailed):
         Exception.__init__(self, str(damaged))
 
 
-DATA_GATE = "DataGate"  # the node whose failure means DataRejected
-
-
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One run, from data folders to a pushed model."""
@@ -191,7 +188,8 @@ def ingest_sources(data: Optional[Sequence[Path]], held_out: Sequence[Path], out
 def _temp_folder_of_this_run():
     """Python's temp files go to a folder removed when the run ends. Given any Beam
     option, TFX's Beam executors build an sdist of TFX for remote workers in a
-    temp folder of their own and never remove it (48 MB per component per run)."""
+    temp folder of their own and never remove it: every run would leave one per
+    component behind (their size: benchmarks/RESULTS.md, Figures from code comments)."""
     previous = tempfile.tempdir
     with tempfile.TemporaryDirectory(prefix="happysad-run-") as folder:
         tempfile.tempdir = folder
@@ -239,7 +237,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
         # Only the user's Beam options: Beam's defaults are already one in-process
         # worker, which for a few hundred examples beats a multi-process start-up
         # (a TensorFlow import per worker). Given any option, TFX's Beam executors
-        # each build an sdist of TFX for remote workers (1.2 s per Beam component).
+        # each build an sdist of TFX for remote workers, time a local run does not need.
         beam_pipeline_args=list(beam_args),
         enable_cache=enable_cache,
         span_window=span_window,
@@ -263,7 +261,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
                                               _own_run(paths.metadata_path, before))
         except Exception:  # the store may not exist if the very first step broke
             failed_run = None
-        raise (DataRejected if node == DATA_GATE else PipelineFailed)(node, e, log_path, failed_run) from e
+        raise (DataRejected if node == configs.DATA_GATE_ID else PipelineFailed)(node, e, log_path, failed_run) from e
     summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
                                    _own_run(paths.metadata_path, before))
     summary.log_path = log_path
@@ -298,7 +296,7 @@ def compiled_pipeline(ir_dir: Path, arguments: dict):
     """TFX's compiled form (IR) of create_pipeline(**arguments), kept in ir_dir
     and reused while the arguments, this package's code and TFX's version stay
     the same. Compiling builds every component, which imports every executor's
-    module (TFMA, Google Cloud's clients: ~4 s here) that a cached run never
+    module (TFMA, Google Cloud's clients) that a cached run never
     calls; the orchestrator runs the IR either way and records the run in MLMD."""
     import tfx
     from google.protobuf.message import DecodeError

@@ -32,7 +32,6 @@ from happysad import contract
 from happysad.pipeline import configs
 
 
-DATA_GATE_ID = "DataGate"  # the resolvers ask its executions whether an earlier run's data was accepted
 EVALUATOR_ID = "Evaluator"  # the baseline resolver counts only this node's blessings
 
 
@@ -224,7 +223,7 @@ def create_pipeline(
     # first run: the drift check then passes).
     previous_statistics = _resolver(
         builtin_resolvers, resolvers.PreviousAcceptedArtifactStrategy, statistics_gen, pipeline_name,
-        gate_id=DATA_GATE_ID,
+        gate_id=configs.DATA_GATE_ID,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
     ).with_id("previous_statistics_resolver")
     drift_validator = DistributionValidator(
@@ -243,7 +242,7 @@ def create_pipeline(
         image_anomalies=image_validator.outputs["anomalies"],
         skew_anomalies=skew_validator.outputs["anomalies"],
         drift_anomalies=drift_validator.outputs["anomalies"],
-    ).with_id(DATA_GATE_ID)
+    ).with_id(configs.DATA_GATE_ID)
 
     span_nodes = []
     training_examples = example_gen.outputs["examples"]
@@ -251,7 +250,8 @@ def create_pipeline(
         # The rolling window: the newest spans whose data passed the gate (this
         # run's among them, so the resolver runs after the gate).
         spans = _resolver(
-            builtin_resolvers, resolvers.AcceptedSpansStrategy, example_gen, pipeline_name, gate_id=DATA_GATE_ID,
+            builtin_resolvers, resolvers.AcceptedSpansStrategy, example_gen, pipeline_name,
+            gate_id=configs.DATA_GATE_ID,
             num_spans=span_window, examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
                                                            producer_component_id=example_gen.id,
                                                            output_key="examples"),
@@ -309,6 +309,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         class_names=json.dumps(sorted(class_names)),
+        over_server_fn=configs.SERVING_CHECK_OVER_SERVER,
     )
     # TFX's Pusher (its PushedModel, its blessing checks), writing each version
     # aside and renaming it into place: TF Serving never sees half a model.

@@ -16,18 +16,16 @@ import urllib.request
 from typing import Callable, Iterable, Iterator, Sequence
 
 from happysad import contract
-from happysad.serving import inference
+from happysad.serving.server_config import Limits, ServerConfig
 
 # What one request may carry: `happysad serve`'s defaults (TF Serving's batch
-# parameter of that name, and server.ServerConfig.max_request_bytes - not
-# imported, as the server module costs a TensorFlow import; a test checks they
-# agree). A server set lower answers 413 or RESOURCE_EXHAUSTED: such a batch is
-# halved until it fits.
-MAX_BATCH_SIZE = inference.Limits.max_batch_size
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# parameter of that name, and the body's bytes). A server set lower answers
+# 413 or RESOURCE_EXHAUSTED: such a batch is halved until it fits.
+MAX_BATCH_SIZE = ServerConfig.max_batch_size
+MAX_REQUEST_BYTES = ServerConfig.max_request_bytes
 # In process, images are decoded and run this many at a time, as the server
 # runs a request: memory stays bounded however many files are given.
-IN_PROCESS_CHUNK = inference.Limits.chunk_size
+IN_PROCESS_CHUNK = Limits.chunk_size
 _BODY_OVERHEAD = 128  # the REST body's fixed part: {"signature_name": ..., "instances": []}
 _INSTANCE_OVERHEAD = 16  # per image: {"b64": ""},
 

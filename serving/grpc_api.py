@@ -3,8 +3,9 @@
 PredictionService: Predict, Classify, GetModelMetadata (Regress and
 MultiInference answer UNIMPLEMENTED: the model has no such signatures).
 ModelService: GetModelStatus, HandleReloadConfigRequest. Each call runs TensorFlow on the server's own
-worker thread. grpc.aio with a hop to a thread pool measured 2.1x the
-in-process p50 at batch 1; this threaded server measures 1.4-1.5x.
+worker thread: grpc.aio with a hop to a thread pool added more latency at
+batch 1 than this threaded server does (benchmarks/RESULTS.md, Figures from
+code comments; today's overhead is under Serving).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from happysad import contract
 from happysad.serving import inference, model_registry
 from happysad.serving.metrics import ServingMetrics
 from happysad.serving.model_registry import Models, NotFound
+from happysad.serving.server_config import Limits
 
 log = logging.getLogger(__name__)
 _INFERENCE_CALLS = {"_predict", "_classify"}  # the calls that run TensorFlow
@@ -86,7 +88,7 @@ CONTROL_THREADS = 2  # gRPC threads no inference call may take: status, metadata
 class _Calls:
     """Maps our errors to gRPC status codes."""
 
-    def __init__(self, models: Models, limits: inference.Limits = inference.Limits(),
+    def __init__(self, models: Models, limits: Limits = Limits(),
                  metrics: Optional[ServingMetrics] = None, slots: Optional[InferenceSlots] = None):
         self.models, self.limits = models, limits
         self.metrics = metrics or ServingMetrics(models)
@@ -125,7 +127,7 @@ class _Calls:
         context.abort(code, message)
 
 
-def check_tensor_proto(key: str, proto, specs: dict, signature: str, limits: inference.Limits) -> None:
+def check_tensor_proto(key: str, proto, specs: dict, signature: str, limits: Limits) -> None:
     """InvalidArgument unless the TensorProto's declared dtype and shape fit the
     signature's input `key` and its element count is within the limits: read
     from the proto's header fields alone, before make_ndarray expands it."""
@@ -265,7 +267,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Calls):
 
 
 def server(models: Models, threads: int, max_request_bytes: int,
-           limits: inference.Limits = inference.Limits(), metrics: Optional[ServingMetrics] = None) -> grpc.Server:
+           limits: Limits = Limits(), metrics: Optional[ServingMetrics] = None) -> grpc.Server:
     """`threads` inference calls run at once and 3x as many wait; the pool has
     CONTROL_THREADS more, which only status, metadata and reload calls reach."""
     metrics = metrics or ServingMetrics(models)

@@ -6,7 +6,6 @@ formats to and from these. Errors carry TF Serving's meaning: InvalidArgument
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import numpy as np
@@ -14,23 +13,7 @@ import numpy as np
 from happysad.components.saved_model_bundle import error_summary
 from happysad import contract
 from happysad.serving.model_registry import LoadedVersion
-
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may ask of the server.
-
-    A request's examples are decoded and run `chunk_size` at a time, so its peak
-    memory is bounded by the chunk (150x150x3 float32 is 270 KB an image), not by
-    the request; `max_batch_size` bounds its total work, as TF Serving's
-    batching parameter of that name does."""
-
-    max_batch_size: int = 256
-    chunk_size: int = 32
-    # Elements a tensor may declare (gRPC's TensorProto shape), checked before
-    # it is materialised: a one-value proto can declare [1, 200000000].
-    max_tensor_elements: int = 1 << 24
+from happysad.serving.server_config import Limits
 
 
 def check_batch_size(size: int, limits: Limits) -> None:

@@ -19,7 +19,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "(other)"
 _APIS = {f"REST:{m}" for m in ("predict", "classify", "regress", "metadata", "status", "unknown")} | {
     f"gRPC:{m}" for m in ("predict", "classify", "metadata", "status", "reload")}
-# Request latency buckets in seconds: 1 ms (a warm batch of one) to 30 s.
+# Request latency buckets in seconds: the smallest below a warm batch of one
+# (benchmarks/RESULTS.md, Serving), the largest the body timeout.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 

@@ -26,6 +26,7 @@ from happysad.serving import inference, rest_json
 from happysad.serving import metrics as metrics_lib
 from happysad.serving.metrics import ServingMetrics
 from happysad.serving.model_registry import Models, NotFound
+from happysad.serving.server_config import Limits, ServerConfig
 
 log = logging.getLogger(__name__)
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
@@ -47,7 +48,7 @@ def signature_defs_json(loaded) -> dict:
 
 class RestApi:
     def __init__(self, models: Models, executor: ThreadPoolExecutor, max_request_bytes: int,
-                 limits: inference.Limits = inference.Limits(), body_timeout_seconds: float = 30.0,
+                 limits: Limits = Limits(), body_timeout_seconds: float = ServerConfig.body_timeout_seconds,
                  metrics: Optional[ServingMetrics] = None):
         self.models, self.executor, self.max_request_bytes = models, executor, max_request_bytes
         self.limits, self.body_timeout_seconds = limits, body_timeout_seconds

@@ -15,7 +15,8 @@ import binascii
 
 import numpy as np
 
-from happysad.serving.inference import InvalidArgument, Limits, check_batch_size
+from happysad.serving.inference import InvalidArgument, check_batch_size
+from happysad.serving.server_config import Limits
 
 
 def _decode(value):

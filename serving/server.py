@@ -8,42 +8,22 @@ for machines where its binary cannot be installed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from aiohttp import web
 
-from happysad.serving import grpc_api, inference, model_registry, rest_api
+from happysad.serving import grpc_api, model_registry, rest_api
 from happysad.serving.metrics import ServingMetrics
-from happysad.serving.model_registry import ModelConfig, Models
+from happysad.serving.model_registry import Models
+from happysad.serving.server_config import ServerConfig
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"  # the live page: plain HTML + JS, no build step
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerConfig:
-    models: Sequence[ModelConfig]
-    host: str = "127.0.0.1"  # loopback unless told otherwise
-    rest_port: int = 8501  # TF Serving's defaults; 0 picks a free port
-    grpc_port: int = 8500
-    poll_seconds: float = 1.0  # how often the base paths are checked for new versions
-    max_request_bytes: int = 16 * 1024 * 1024
-    max_batch_size: int = inference.Limits.max_batch_size  # examples a request may carry
-    idle_timeout_seconds: float = 30.0  # a connection with no request in flight is closed after this
-    body_timeout_seconds: float = 30.0  # a request body must arrive within this
-    threads: int = 4  # TensorFlow calls in flight at once
-    model_config_file: Optional[str] = None  # re-read every config_poll_seconds when set
-    config_poll_seconds: float = 0.0  # 0: read once (TF Serving's --model_config_file_poll_wait_seconds)
-
-    @property
-    def limits(self) -> inference.Limits:
-        return inference.Limits(max_batch_size=self.max_batch_size)
 
 
 async def serve(config: ServerConfig, ready=None, stop: Optional[asyncio.Event] = None) -> None:

@@ -38,4 +38,14 @@ def test_make_bench_keeps_the_section_when_it_rewrites_the_file(tmp_path, monkey
     results.write_text("# Benchmarks\n\nold figures, no section\n")
     run_all.main(["--out", str(tmp_path / "out"), "--markdown", str(results)])
     assert results.read_text() == "# Benchmarks\n\nnew figures\n"
+    # The figures moved out of code comments are kept too, after the robustness section.
+    comments = f"{run_all.FROM_COMMENTS_START}\n## From code comments\n\n| a | 4 s |\n{run_all.FROM_COMMENTS_END}"
+    results.write_text("# Benchmarks\n\nold figures\n\n" + BLOCK + "\n\n" + comments + "\n")
+    run_all.main(["--out", str(tmp_path / "out"), "--markdown", str(results)])
+    assert results.read_text() == "# Benchmarks\n\nnew figures\n\n" + BLOCK + "\n\n" + comments + "\n"
+
+
+def test_the_real_results_file_has_both_kept_sections():
+    text = (BENCHMARKS / "RESULTS.md").read_text()
+    assert rb.section(text) and rb.section(text, run_all.FROM_COMMENTS_START, run_all.FROM_COMMENTS_END)
 

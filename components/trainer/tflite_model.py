@@ -32,8 +32,8 @@ TFLITE_REPORT_FILE = "tflite.json"  # beside it: both variants' size, accuracy a
 INPUT_NAME = "pixels"  # TFMA feeds the feature of this name (its "serving_default_" prefix removed)
 MAX_INT8_ACCURACY_DROP = 0.01
 # The variants are compared on at most this many eval examples, this many at a
-# time: at 1,000 in batches of 64 the comparison added ~1 GB to the Trainer's
-# peak memory; at 256 in 16s, ~400 MB.
+# time: the comparison adds to the Trainer's peak memory, and more examples or
+# larger batches add more (benchmarks/RESULTS.md, Figures from code comments).
 MAX_EVAL_EXAMPLES = 256
 BATCH = 16
 LATENCY_CALLS = 20
@@ -52,7 +52,7 @@ def preprocess(encoded: bytes) -> np.ndarray:
     then, unless the image is already 150x150, a bilinear resize that averages over the source pixels
     when shrinking (TF's antialias=True; Pillow's BILINEAR). No scaling to
     0..1: the model rescales inside. Raises ValueError for bytes that are not
-    an image, or over contract.MAX_IMAGE_PIXELS pixels."""
+    an image, or over contract.MAX_DECODED_PIXELS pixels."""
     from PIL import Image
 
     try:
@@ -60,9 +60,9 @@ def preprocess(encoded: bytes) -> np.ndarray:
     except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ...
         raise ValueError(f"not a PNG, JPEG, GIF or BMP image ({type(e).__name__})") from None
     with image:
-        if image.width * image.height > contract.MAX_IMAGE_PIXELS:
+        if image.width * image.height > contract.MAX_DECODED_PIXELS:
             raise ValueError(f"image has {image.width} x {image.height} pixels, over the limit of "
-                             f"{contract.MAX_IMAGE_PIXELS}: send a smaller image")
+                             f"{contract.MAX_DECODED_PIXELS}: send a smaller image")
         try:  # the header read fine; the pixels may still be cut short
             rgba = np.asarray(image.convert("RGBA"))
         except Exception as e:

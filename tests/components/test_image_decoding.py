@@ -91,7 +91,7 @@ def test_the_decoder_imports_as_a_package_module_too():
 
     repo = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", "from components.trainer import image_decoding; "
-                             "print(image_decoding.contract.MAX_IMAGE_PIXELS)"],
+                             "print(image_decoding.contract.MAX_DECODED_PIXELS)"],
                             cwd=repo, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "40000000"

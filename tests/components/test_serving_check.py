@@ -2,11 +2,14 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx.utils import import_utils
 
 from happysad.components import serving_check
 from happysad import contract
 from happysad.components.trainer import emoji_cnn, serving_signatures
 from happysad.data import emoji_faces
+from happysad.pipeline import configs
+from happysad.serving import loopback_check
 from helpers import example, export_the_old_way
 
 
@@ -17,7 +20,7 @@ def _examples() -> list:
 
 def _check(path, over_server=False, **kwargs) -> dict:
     return serving_check.check_model(str(path), _examples(), ["happy", "sad"], latency_budget_ms=5000,
-                                     over_server=over_server, **kwargs)
+                                     serve=loopback_check.start if over_server else None, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +70,18 @@ def test_wrong_class_names_and_a_predict_method_on_classify_are_refused(model, t
 
 def test_a_slow_model_is_refused_by_the_latency_budget(model, tmp_path):
     serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"))
-    result = serving_check.check_model(str(tmp_path / "1"), _examples(), ["happy", "sad"], latency_budget_ms=0.001,
-                                       over_server=False)
+    result = serving_check.check_model(str(tmp_path / "1"), _examples(), ["happy", "sad"], latency_budget_ms=0.001)
     assert not result["blessed"]
     assert any("over the 0.001 ms budget" in p for p in result["problems"])
     assert np.all([v > 0 for v in result["latency_ms"].values()])
 
 
 # Over a real `happysad serve` on a free loopback port, as TF Serving would serve it.
+
+def test_the_pipeline_names_the_loopback_check_as_the_component_imports_it():
+    module, name = configs.SERVING_CHECK_OVER_SERVER.rsplit(".", 1)
+    assert import_utils.import_func_from_module(module, name) is loopback_check.start
+
 
 def test_over_the_server_the_projects_export_answers_every_api_in_budget(model, tmp_path):
     serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"),
@@ -108,7 +115,8 @@ def test_over_the_server_a_model_that_does_not_load_is_not_available(model, tmp_
 
 def test_over_the_server_wrong_class_names_and_a_slow_answer_are_refused(model, tmp_path):
     serving_signatures.export(model, ["sad", "happy"], str(tmp_path / "1"))
-    result = serving_check.check_model(str(tmp_path / "1"), _examples(), ["happy", "sad"], latency_budget_ms=0.001)
+    result = serving_check.check_model(str(tmp_path / "1"), _examples(), ["happy", "sad"], latency_budget_ms=0.001,
+                                       serve=loopback_check.start)
     server = [p for p in result["problems"] if p.startswith("over happysad serve")]
     assert any("gRPC Classify names classes ['sad', 'happy'], expected ['happy', 'sad']" in p for p in server), server
     assert any("REST classify names classes ['sad', 'happy']" in p for p in server), server

@@ -76,7 +76,7 @@ def test_preprocess_refuses_what_is_not_an_image_a_truncated_one_and_a_decompres
         tflite_model.preprocess(b"not an image")
     with pytest.raises(ValueError, match="the image does not decode"):
         tflite_model.preprocess(FACES[0][:len(FACES[0]) // 2])
-    side = int(contract.MAX_IMAGE_PIXELS ** 0.5) + 1
+    side = int(contract.MAX_DECODED_PIXELS ** 0.5) + 1
     with pytest.raises(ValueError, match="over the limit"):
         tflite_model.preprocess(_encoded(Image.new("L", (side, side)), "L", "PNG"))
 

@@ -19,7 +19,7 @@ from tfx.types import standard_artifacts
 from happysad.components.serving_check import ServingCheck
 from happysad.components.trainer import emoji_cnn, serving_signatures
 from happysad.data import emoji_faces
-from happysad.pipeline import metadata, run_inspection, run_summary
+from happysad.pipeline import configs, metadata, run_inspection, run_summary
 from helpers import example, export_the_old_way
 
 NAME = "serving-gate"
@@ -46,7 +46,7 @@ def _run(tmp_path, export) -> tuple:
     blessing = Importer(source_uri=str(tmp_path / "blessing"), artifact_type=standard_artifacts.ModelBlessing,
                         custom_properties={"blessed": 1}).with_id("blessing")
     check = ServingCheck(model=model.outputs["result"], examples=examples.outputs["result"],
-                         class_names=json.dumps(["happy", "sad"]))
+                         class_names=json.dumps(["happy", "sad"]), over_server_fn=configs.SERVING_CHECK_OVER_SERVER)
     serving = tmp_path / "serving_model"
     pusher = Pusher(
         model=model.outputs["result"], model_blessing=blessing.outputs["result"],

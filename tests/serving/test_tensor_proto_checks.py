@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-from happysad.serving import grpc_api, inference
+from happysad.serving import grpc_api, inference, server_config
 
 SPECS = {"images": (tf.string, tf.TensorShape([None]))}
-LIMITS = inference.Limits()
+LIMITS = server_config.Limits()
 
 
 def _proto(dtype, dims, unknown_rank=False, **values):
@@ -48,7 +48,7 @@ def test_any_declared_shape_is_refused_or_materialises_within_the_limit():
     from hypothesis import strategies as st
 
     specs = {"x": (tf.float32, tf.TensorShape([None, None, 3]))}
-    limits = inference.Limits(max_batch_size=64, max_tensor_elements=1 << 16)
+    limits = server_config.Limits(max_batch_size=64, max_tensor_elements=1 << 16)
     dim = st.one_of(st.integers(-3, 8), st.integers(0, 100_000), st.integers(-2 ** 63, 2 ** 63 - 1))
     # Any rank, and shapes that fit the signature's rank and last dimension.
     fitting = st.tuples(st.integers(0, 64), dim, st.sampled_from([3, 3, -3, 2 ** 40])).map(list)
