@@ -32,7 +32,7 @@ FLOOR_IMPORT = "from tfx.orchestration.beam import beam_dag_runner"
 
 def whole_runs(work: Path, runner: str, repeats: int) -> dict:
     """`happysad run` as a user types it: cold (fresh root) and cached (unchanged re-run)."""
-    from happysad.pipeline import configs, run_summary
+    from happysad.pipeline import configs, run_record
 
     cold, cached, floor, components = [], [], [], {}
     for i in range(repeats):
@@ -49,7 +49,7 @@ def whole_runs(work: Path, runner: str, repeats: int) -> dict:
                 subprocess.run([sys.executable, "-c", FLOOR_IMPORT], check=True, capture_output=True)
                 floor.append(time.perf_counter() - started)
             if kind == "cold":
-                summary = run_summary.read_run(str(root / "metadata.sqlite"), configs.PIPELINE_NAME)
+                summary = run_record.read_run(str(root / "metadata.sqlite"), configs.PIPELINE_NAME)
                 for c in summary.components:
                     components.setdefault(c.node_id, []).append(c.seconds)
     return {"cold_s": _median(cold), "cached_s": _median(cached), "cold_runs": cold, "cached_runs": cached,
@@ -213,7 +213,7 @@ def scale(work: Path, sizes, cache_dir: Path) -> list:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     from happysad.data import emoji_faces, ingest
-    from happysad.pipeline import run_summary, schema
+    from happysad.pipeline import run_record, schema
 
     rows = []
     for size in sizes:
@@ -230,7 +230,7 @@ def scale(work: Path, sizes, cache_dir: Path) -> list:
             root = work / f"validate-{size}-{mode}"
             schema_file = schema.write_for_classes(["happy", "sad"], root / "schema")
             BeamDagRunner().run(_validation_pipeline(root, out, schema_file, beam_args))
-            seconds = {c.node_id: c.seconds for c in run_summary.read_run(str(root / "metadata.sqlite"), "bench").components}
+            seconds = {c.node_id: c.seconds for c in run_record.read_run(str(root / "metadata.sqlite"), "bench").components}
             validation = sum(seconds.get(k) or 0 for k in ("StatisticsGen", "ImportSchemaGen", "ExampleValidator"))
             if mode == "in_memory":
                 row.update({"statistics_gen_s": seconds.get("StatisticsGen"), "schema_gen_s": seconds.get("ImportSchemaGen"),

@@ -177,9 +177,9 @@ def _read_recorded(read, args):
 
 def cmd_inspect(args) -> int:
     _quiet_tensorflow()
-    from happysad.pipeline import run_inspection
+    from happysad.pipeline import run_inspection, run_record
 
-    inspection = _read_recorded(run_inspection.inspect_run, args)
+    inspection = _read_recorded(run_record.inspect_run, args)
     if inspection is None:
         return EXIT_FAILED
     print(run_inspection.format_inspection(inspection))
@@ -193,12 +193,12 @@ def cmd_inspect(args) -> int:
 
 def cmd_schema(args) -> int:
     _quiet_tensorflow()
-    from happysad.pipeline import run_inspection, run_summary, schema
+    from happysad.pipeline import run_record, schema
 
-    summary = _read_recorded(run_summary.read_run, args)
+    summary = _read_recorded(run_record.read_run, args)
     if summary is None:
         return EXIT_FAILED
-    inferred = run_inspection.inferred_schema_path(summary)
+    inferred = run_record.inferred_schema_path(summary)
     if inferred is None:
         print(f"error: run {summary.run_id} has no SchemaGen output (it ran before SchemaGen was in the pipeline, "
               f"or stopped before it); run the pipeline again", file=sys.stderr)

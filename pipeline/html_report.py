@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from happysad import contract
-from happysad.pipeline import run_inspection, run_summary
+from happysad.pipeline import run_record, run_summary
 
 SAMPLES_PER_CLASS = 8
 
@@ -30,7 +30,7 @@ ul.lineage{font-family:monospace;font-size:12px}code{font-size:12px}
 """
 
 
-def write(inspection: run_inspection.Inspection, path: Path) -> None:
+def write(inspection: run_record.Inspection, path: Path) -> None:
     """Writes the report to path (atomically: a reader never sees half a page)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def write(inspection: run_inspection.Inspection, path: Path) -> None:
     tmp.replace(path)
 
 
-def render(inspection: run_inspection.Inspection) -> str:
+def render(inspection: run_record.Inspection) -> str:
     s = inspection.summary
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>happysad run {_e(s.run_id)}</title>",
              f"<style>{_STYLE}</style></head><body>",

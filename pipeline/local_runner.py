@@ -214,7 +214,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     Raises PipelineFailed naming the failing component."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
-    from happysad.pipeline import metadata, run_summary
+    from happysad.pipeline import metadata, run_record
     from happysad.pipeline import progress as progress_lib
     from happysad.pipeline.arguments import pipeline_arguments
 
@@ -257,13 +257,13 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     except Exception as e:  # name the component that was running when it broke
         node = next(iter(reporter.running), None)
         try:
-            failed_run = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
-                                              _own_run(paths.metadata_path, before))
+            failed_run = run_record.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
+                                             _own_run(paths.metadata_path, before))
         except Exception:  # the store may not exist if the very first step broke
             failed_run = None
         raise (DataRejected if node == configs.DATA_GATE_ID else PipelineFailed)(node, e, log_path, failed_run) from e
-    summary = run_summary.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
-                                   _own_run(paths.metadata_path, before))
+    summary = run_record.read_run(str(paths.metadata_path), configs.PIPELINE_NAME,
+                                  _own_run(paths.metadata_path, before))
     summary.log_path = log_path
     report_dir = Path(examples_dir or paths.examples_dir)
     if summary.spans:  # the newest span's ingestion report

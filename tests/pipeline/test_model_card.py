@@ -2,17 +2,17 @@
 import json
 import types
 
-from happysad.pipeline import configs, model_card, run_summary
+from happysad.pipeline import configs, model_card, run_record
 
 
 def _summary(pushed_dir, noto_accuracy=0.9643):
     artifact = lambda id_, uri: types.SimpleNamespace(id=id_, uri=uri)  # noqa: E731
     components = [
-        run_summary.ComponentRun("Trainer", "COMPLETE", 20.0, {"model": [artifact(15, "/root/Trainer/model/9")]}, 9),
-        run_summary.ComponentRun("ExampleValidator", "COMPLETE", 1.0, {}, 5),
-        run_summary.ComponentRun("Pusher", "COMPLETE", 1.0, {"pushed_model": [artifact(19, "/root/Pusher/12")]}, 12),
+        run_record.ComponentRun("Trainer", "COMPLETE", 20.0, {"model": [artifact(15, "/root/Trainer/model/9")]}, 9),
+        run_record.ComponentRun("ExampleValidator", "COMPLETE", 1.0, {}, 5),
+        run_record.ComponentRun("Pusher", "COMPLETE", 1.0, {"pushed_model": [artifact(19, "/root/Pusher/12")]}, 12),
     ]
-    summary = run_summary.RunSummary(
+    summary = run_record.RunSummary(
         "20261130-1", components,
         {"epochs_run": 9, "max_epochs": 15, "threshold": 0.999, "threshold_epoch": 9, "final_accuracy": 1.0,
          "final_val_accuracy": 0.9868, "seed": 42, "augment": True, "class_names": ["happy", "sad"]},

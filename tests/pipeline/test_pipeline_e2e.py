@@ -465,9 +465,9 @@ def test_later_runs_a_cached_rerun_then_changed_data_then_drifted_data(ws, first
     (current,) = ws.io(drift, metadata_store_pb2.Event.INPUT, "statistics")
     assert previous.id == first_stats.id != current.id
     # The summary measures the class-balance move the DriftValidator judged: one face of each class.
-    from happysad.pipeline import run_summary
+    from happysad.pipeline import run_record
 
-    drift = run_summary.read_run(str(ws.root / "metadata.sqlite"), "happysad").label_drift
+    drift = run_record.read_run(str(ws.root / "metadata.sqlite"), "happysad").label_drift
     assert set(drift) == {"train", "eval"} and all(0 <= d < 0.125 for d in drift.values()), drift
 
     # 3. Drifted data: most sad faces go missing; the run stops before training.

@@ -19,7 +19,7 @@ from tfx.types import standard_artifacts
 from happysad.components.serving_check import ServingCheck
 from happysad.components.trainer import emoji_cnn, serving_signatures
 from happysad.data import emoji_faces
-from happysad.pipeline import configs, metadata, run_inspection, run_summary
+from happysad.pipeline import configs, metadata, run_inspection, run_record, run_summary
 from helpers import example, export_the_old_way
 
 NAME = "serving-gate"
@@ -58,7 +58,7 @@ def _run(tmp_path, export) -> tuple:
         pipeline_name=NAME, pipeline_root=str(tmp_path / "root"),
         components=[model, examples, blessing, check, pusher],
         metadata_connection_config=metadata.connection_config(sqlite)))
-    return run_summary.read_run(sqlite, NAME), run_inspection.inspect_run(sqlite, NAME), serving
+    return run_record.read_run(sqlite, NAME), run_record.inspect_run(sqlite, NAME), serving
 
 
 def _good_export(model, path):
