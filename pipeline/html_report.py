@@ -40,7 +40,7 @@ def write(inspection: run_record.Inspection, path: Path) -> None:
 
 
 def render(inspection: run_record.Inspection) -> str:
-    s = inspection.summary
+    s = inspection.record
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>happysad run {_e(s.run_id)}</title>",
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>happysad run <code>{_e(s.run_id)}</code></h1>",

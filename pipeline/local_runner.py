@@ -106,7 +106,7 @@ def make_paths(pipeline_root: Optional[Path] = None, serving_dir: Optional[Path]
 
 
 def run(config: RunConfig, say=print):
-    """Runs the pipeline as `happysad run` does and returns its RunSummary:
+    """Runs the pipeline as `happysad run` does and returns its RunRecord:
     takes the root's lock (run_lock.RootBusy if another run has it), recovers
     what a killed run left, generates the default faces if they are missing,
     ingests the data (ingest.IngestError names the files at fault), picks the
@@ -208,7 +208,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
                  beam_args: Sequence[str] = (), enable_cache: bool = True, progress=None, span_window: int = 0):
     """Runs the pipeline over examples_dir (default paths.examples_dir, where
     ingestion writes; presplit: in ingestion's split files; span_window > 0:
-    in its span-N/ folders, see create_pipeline) and returns its RunSummary.
+    in its span-N/ folders, see create_pipeline) and returns its RunRecord.
     held_out_sources are gated on as unseen art.
 
     Raises PipelineFailed naming the failing component."""

@@ -60,7 +60,7 @@ class Card:
 VALIDATORS = ("ExampleValidator", "ImageValidator", "SkewValidator", "DriftValidator")
 
 
-def build(summary: run_record.RunSummary, ingest_report: Optional[dict], gate: configs.GateConfig) -> Card:
+def build(summary: run_record.RunRecord, ingest_report: Optional[dict], gate: configs.GateConfig) -> Card:
     training = summary.training or {}
     curves = None
     if summary.training_curves and os.path.exists(summary.training_curves):
@@ -122,7 +122,7 @@ def render(card: Card) -> dict:
             for name in CARD_FILES}
 
 
-def write(summary: run_record.RunSummary, ingest_report_path: Optional[Path],
+def write(summary: run_record.RunRecord, ingest_report_path: Optional[Path],
           gate: configs.GateConfig = configs.GateConfig()) -> list:
     """Writes the card into the pushed version's folder; returns the paths.
     Each file appears whole or not at all (written aside, then renamed)."""

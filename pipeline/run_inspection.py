@@ -22,7 +22,7 @@ def format_lineage(nodes: list, indent: int = 2) -> list:
 
 
 def format_inspection(inspection: Inspection) -> str:
-    s = inspection.summary
+    s = inspection.record
     lines = [f"run {s.run_id}: " + ", ".join(f"{c.node_id} {c.state}" for c in s.components), ""]
     lines[1:1] = [f"note: {c.node_id} {c.state}: {c.note}" for c in s.components if c.note]
     lines.append("statistics (StatisticsGen + ImageValidator):")

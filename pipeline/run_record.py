@@ -3,7 +3,7 @@
 Every artefact is found through MLMD events (which execution of the run wrote
 what), never by globbing the pipeline root.
 
-read_run() -> RunSummary: the components and their states, what each validator
+read_run() -> RunRecord: the components and their states, what each validator
 found, the training summary, the evaluation metrics (overall, per class, per
 source) and the blessings, the TFLite and serving-check verdicts, the push and
 the spans. inspect_run() -> Inspection adds what `happysad inspect` shows:
@@ -40,7 +40,7 @@ class ComponentRun:
 
 
 @dataclasses.dataclass
-class RunSummary:
+class RunRecord:
     run_id: str
     components: list  # [ComponentRun] in execution order
     training: Optional[dict]  # the Trainer's training_summary.json
@@ -67,8 +67,8 @@ class RunSummary:
         return next((c for c in self.components if c.node_id == node_id), None)
 
 
-def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
-    """Summarises one run of `pipeline_name` (default: the newest)."""
+def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunRecord:
+    """One run of `pipeline_name` (default: the newest), read from the store at sqlite_path."""
     store = metadata.open_store(sqlite_path)
     try:
         run = metadata.find_run(store, pipeline_name, run_id)
@@ -85,38 +85,38 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
             note=execution.custom_properties["abandoned"].string_value
             if "abandoned" in execution.custom_properties else "",
         ))
-    summary = RunSummary(run.name, components, None, None, {}, {}, [], None, None, None)
-    _add_spans(summary, store)
-    _add_validation(summary)
-    _add_label_drift(summary, store)
-    _add_training(summary)
+    record = RunRecord(run.name, components, None, None, {}, {}, [], None, None, None)
+    _add_spans(record, store)
+    _add_validation(record)
+    _add_label_drift(record, store)
+    _add_training(record)
     cache_dir = os.path.join(os.path.dirname(os.path.abspath(sqlite_path)), CACHE_DIR)
-    _add_evaluation(summary, cache_dir)
-    _add_tflite(summary, cache_dir)
-    _add_serving_check(summary)
-    _add_push(summary)
-    return summary
+    _add_evaluation(record, cache_dir)
+    _add_tflite(record, cache_dir)
+    _add_serving_check(record)
+    _add_push(record)
+    return record
 
 
-def _add_spans(summary: RunSummary, store) -> None:
-    example_gen = summary.component("ImportExampleGen")
+def _add_spans(record: RunRecord, store) -> None:
+    example_gen = record.component("ImportExampleGen")
     examples = example_gen.outputs.get("examples", []) if example_gen else []
     current = span_of(examples[0]) if examples else 0
     if not current:  # not a span root (ExampleGen records span 0)
         return
-    summary.spans = {"current": current}
-    trainer = summary.component("Trainer")
+    record.spans = {"current": current}
+    trainer = record.component("Trainer")
     if trainer:
         trained = metadata.artifacts(store, trainer.execution_id, metadata.INPUT).get("examples", [])
-        summary.spans["trained_on"] = sorted(span_of(a) for a in trained)
+        record.spans["trained_on"] = sorted(span_of(a) for a in trained)
 
 
-def _add_validation(summary: RunSummary) -> None:
+def _add_validation(record: RunRecord) -> None:
     from happysad.components import anomalies as anomalies_lib
 
-    for c in summary.components:
+    for c in record.components:
         for artifact in c.outputs.get("anomalies", []):
-            summary.anomalies[c.node_id] = anomalies_lib.read(artifact.uri)
+            record.anomalies[c.node_id] = anomalies_lib.read(artifact.uri)
 
 
 def class_balance(statistics_uri: str, split: str) -> dict:
@@ -139,10 +139,10 @@ def class_balance(statistics_uri: str, split: str) -> dict:
     return {}
 
 
-def _add_label_drift(summary: RunSummary, store) -> None:
+def _add_label_drift(record: RunRecord, store) -> None:
     """The class-balance distance the DriftValidator compared, also when it
     passed: a drift past half its threshold is worth a warning."""
-    drift = summary.component("DriftValidator")
+    drift = record.component("DriftValidator")
     if not drift:
         return
     events = [e for e in store.get_events_by_execution_ids([drift.execution_id])
@@ -154,25 +154,25 @@ def _add_label_drift(summary: RunSummary, store) -> None:
     for split in ("train", "eval"):
         now, before = class_balance(uris["statistics"], split), class_balance(uris["baseline_statistics"], split)
         if now and before:
-            summary.label_drift[split] = max(abs(now.get(k, 0) - before.get(k, 0)) for k in {*now, *before})
+            record.label_drift[split] = max(abs(now.get(k, 0) - before.get(k, 0)) for k in {*now, *before})
 
 
-def _add_training(summary: RunSummary) -> None:
-    trainer = summary.component("Trainer")
+def _add_training(record: RunRecord) -> None:
+    trainer = record.component("Trainer")
     if not trainer or not trainer.outputs.get("model_run"):
         return
     run_dir = trainer.outputs["model_run"][0].uri
     path = os.path.join(run_dir, contract.TRAINING_SUMMARY_FILE)
     if os.path.exists(path):
         with open(path) as f:
-            summary.training = json.load(f)
+            record.training = json.load(f)
     curves = os.path.join(run_dir, contract.TRAINING_CURVES_FILE)
-    summary.training_curves = curves if os.path.exists(curves) else None
+    record.training_curves = curves if os.path.exists(curves) else None
 
 
-def _evaluator_output(summary: RunSummary, node: str, class_names: list, cache_dir: str) -> tuple:
+def _evaluator_output(record: RunRecord, node: str, class_names: list, cache_dir: str) -> tuple:
     """(blessed or None, _read_evaluation's result or None) of an Evaluator node in this run."""
-    evaluator = summary.component(node)
+    evaluator = record.component(node)
     if not evaluator:
         return None, None
     blessing, evaluation = evaluator.outputs.get("blessing"), evaluator.outputs.get("evaluation")
@@ -182,27 +182,27 @@ def _evaluator_output(summary: RunSummary, node: str, class_names: list, cache_d
     return blessed, result
 
 
-def _add_evaluation(summary: RunSummary, cache_dir: str) -> None:
-    class_names = (summary.training or {}).get("class_names") or []
-    summary.blessed, result = _evaluator_output(summary, "Evaluator", class_names, cache_dir)
+def _add_evaluation(record: RunRecord, cache_dir: str) -> None:
+    class_names = (record.training or {}).get("class_names") or []
+    record.blessed, result = _evaluator_output(record, "Evaluator", class_names, cache_dir)
     if result is None:
         return
-    summary.metrics, summary.class_metrics = result["metrics"], result["class_metrics"]
-    summary.source_metrics, summary.held_out = result["source_metrics"], result["held_out"]
-    summary.failed_thresholds.extend(result["failed_thresholds"])
+    record.metrics, record.class_metrics = result["metrics"], result["class_metrics"]
+    record.source_metrics, record.held_out = result["source_metrics"], result["held_out"]
+    record.failed_thresholds.extend(result["failed_thresholds"])
 
 
-def _add_tflite(summary: RunSummary, cache_dir: str) -> None:
-    report = (summary.training or {}).get("tflite")
-    if not report or not summary.component("TFLiteEvaluator"):
+def _add_tflite(record: RunRecord, cache_dir: str) -> None:
+    report = (record.training or {}).get("tflite")
+    if not report or not record.component("TFLiteEvaluator"):
         return
-    summary.tflite = dict(report)
-    blessed, result = _evaluator_output(summary, "TFLiteEvaluator", report.get("class_names", []), cache_dir)
+    record.tflite = dict(report)
+    blessed, result = _evaluator_output(record, "TFLiteEvaluator", report.get("class_names", []), cache_dir)
     if blessed is not None:
-        summary.tflite["blessed"] = blessed
+        record.tflite["blessed"] = blessed
     if result is not None:
         for key in ("metrics", "source_metrics", "failed_thresholds"):
-            summary.tflite[key] = result[key]
+            record.tflite[key] = result[key]
 
 
 def _cached(cache_dir: str, key: list, read) -> dict:
@@ -223,7 +223,7 @@ def _cached(cache_dir: str, key: list, read) -> dict:
         with open(path + ".partial", "w") as f:
             json.dump(value, f)
         os.replace(path + ".partial", path)
-    except OSError:  # a read-only root still gets its summary, uncached
+    except OSError:  # a read-only root is still read, uncached
         pass
     return value
 
@@ -295,25 +295,25 @@ def _threshold_text(threshold) -> str:
     return f"absolute change >= {change.absolute.value:g}" if change.HasField("absolute") else str(change).strip()
 
 
-def _add_serving_check(summary: RunSummary) -> None:
+def _add_serving_check(record: RunRecord) -> None:
 
-    check = summary.component("ServingCheck")
+    check = record.component("ServingCheck")
     blessing = check.outputs.get("blessing") if check else None
     path = os.path.join(blessing[0].uri, contract.SERVING_CHECK_FILE) if blessing else None
     if path and os.path.exists(path):
         with open(path) as f:
-            summary.serving_check = json.load(f)
+            record.serving_check = json.load(f)
 
 
-def _add_push(summary: RunSummary) -> None:
-    pusher = summary.component("Pusher")
+def _add_push(record: RunRecord) -> None:
+    pusher = record.component("Pusher")
     if not pusher:
         return
     pushed = pusher.outputs.get("pushed_model")
     if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
         props = pushed[0].custom_properties
-        summary.pushed_dir = props["pushed_destination"].string_value
-        summary.pushed_version = props["pushed_version"].string_value
+        record.pushed_dir = props["pushed_destination"].string_value
+        record.pushed_version = props["pushed_version"].string_value
 
 
 @dataclasses.dataclass
@@ -338,7 +338,7 @@ class LineageNode:
 
 @dataclasses.dataclass
 class Inspection:
-    summary: RunSummary
+    record: RunRecord
     statistics: list  # [SplitStatistics]
     schema: list  # [(feature, type, presence, domain)]
     schema_uri: Optional[str]
@@ -349,42 +349,42 @@ class Inspection:
 
 
 def inspect_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Inspection:
-    summary = read_run(sqlite_path, pipeline_name, run_id)
+    record = read_run(sqlite_path, pipeline_name, run_id)
     store = metadata.open_store(sqlite_path)
-    schema_rows, schema_path = _schema(summary)
-    inferred_path = inferred_schema_path(summary)
+    schema_rows, schema_path = _schema(record)
+    inferred_path = inferred_schema_path(record)
     return Inspection(
-        summary=summary,
-        statistics=_statistics(summary),
+        record=record,
+        statistics=_statistics(record),
         schema=schema_rows,
         schema_uri=schema_path,
-        lineage=_lineage(store, summary),
-        examples_uri=_first_uri(summary, "ImportExampleGen", "examples"),
+        lineage=_lineage(store, record),
+        examples_uri=_first_uri(record, "ImportExampleGen", "examples"),
         schema_diff=schema.diff(schema.read(schema_path), schema.read(inferred_path))
         if schema_path and inferred_path else [],
         inferred_schema_uri=inferred_path,
     )
 
 
-def inferred_schema_path(summary) -> Optional[str]:
+def inferred_schema_path(record) -> Optional[str]:
     """SchemaGen's schema.pbtxt in this run (None if it did not run)."""
-    uri = _first_uri(summary, "SchemaGen", "schema")
+    uri = _first_uri(record, "SchemaGen", "schema")
     return os.path.join(uri, "schema.pbtxt") if uri else None
 
 
-def _first_uri(summary, node: str, key: str) -> Optional[str]:
-    component = summary.component(node)
+def _first_uri(record, node: str, key: str) -> Optional[str]:
+    component = record.component(node)
     artifacts = component.outputs.get(key) if component else None
     return artifacts[0].uri if artifacts else None
 
 
-def _statistics(summary) -> list:
-    stats_uri = _first_uri(summary, "StatisticsGen", "statistics")
+def _statistics(record) -> list:
+    stats_uri = _first_uri(record, "StatisticsGen", "statistics")
     if not stats_uri:
         return []
     import tensorflow_data_validation as tfdv
 
-    images_uri = _first_uri(summary, "ImageValidator", "anomalies")
+    images_uri = _first_uri(record, "ImageValidator", "anomalies")
     result = []
     for split in ("train", "eval"):
         path = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
@@ -410,28 +410,28 @@ def _statistics(summary) -> list:
     return result
 
 
-def _schema(summary):
-    uri = _first_uri(summary, "ImportSchemaGen", "schema")
+def _schema(record):
+    uri = _first_uri(record, "ImportSchemaGen", "schema")
     if not uri:
         return [], None
     path = os.path.join(uri, "schema.pbtxt")
     return schema.describe(schema.read(path)), path
 
 
-def _lineage(store, summary) -> list:
+def _lineage(store, record) -> list:
     """Trees from the run's final artefacts back to its inputs.
 
     Roots: the pushed model (if any) and the anomalies the DataGate judged;
     without either, every artefact the run output that no execution of the
     run read."""
-    run_executions = {c.execution_id for c in summary.components}
+    run_executions = {c.execution_id for c in record.components}
     events = store.get_events_by_execution_ids(list(run_executions))
     consumed = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.INPUT}
     produced = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-    pushed = summary.component("Pusher")
+    pushed = record.component("Pusher")
     pushed_ids = [a.id for a in (pushed.outputs.get("pushed_model", []) if pushed else [])
                   if a.custom_properties["pushed"].int_value == 1]
-    gate = summary.component("DataGate")
+    gate = record.component("DataGate")
     gate_inputs = sorted(e.artifact_id for e in events
                          if gate and e.execution_id == gate.execution_id and e.type == metadata_store_pb2.Event.INPUT)
     roots = pushed_ids + gate_inputs or sorted(dict.fromkeys(a for a in produced if a not in consumed))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from happysad.pipeline.run_record import RunSummary
+from happysad.pipeline.run_record import RunRecord
 
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
 ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")  # 2 classes / 3 or more
@@ -20,7 +20,7 @@ def accuracy(metrics: dict) -> Optional[float]:
     return next((metrics[k] for k in ACCURACY_METRICS if k in metrics), None)
 
 
-def format_spans(summary: RunSummary) -> list:
+def format_spans(summary: RunRecord) -> list:
     if not summary.spans:
         return []
     trained = summary.spans.get("trained_on")
@@ -29,7 +29,7 @@ def format_spans(summary: RunSummary) -> list:
                if trained else "; nothing was trained")]
 
 
-def format_anomalies(summary: RunSummary) -> list:
+def format_anomalies(summary: RunRecord) -> list:
     """One line per validator, then one per anomaly it found."""
     lines = []
     for node, found in summary.anomalies.items():
@@ -39,7 +39,7 @@ def format_anomalies(summary: RunSummary) -> list:
     return lines
 
 
-def format_tflite(summary: RunSummary) -> list:
+def format_tflite(summary: RunRecord) -> list:
     """The TFLite model's line: chosen variant and size, TFMA's accuracy beside the SavedModel's, latency."""
     t = summary.tflite
     if not t:
@@ -62,7 +62,7 @@ def format_tflite(summary: RunSummary) -> list:
     return lines
 
 
-def source_rows(summary: RunSummary) -> list:
+def source_rows(summary: RunRecord) -> list:
     """(source, examples, accuracy, floor or None, failed) per source, held-out
     ones first; failed: a held-out source under its floor (or unmeasured)."""
     rows = []
@@ -73,7 +73,7 @@ def source_rows(summary: RunSummary) -> list:
     return sorted(rows, key=lambda r: (r[3] is None, r[0]))
 
 
-def format_sources(summary: RunSummary) -> list:
+def format_sources(summary: RunRecord) -> list:
     """The per-source accuracy table (eval split), held-out sources marked with their floor."""
     rows = source_rows(summary)
     if not rows:
@@ -86,7 +86,7 @@ def format_sources(summary: RunSummary) -> list:
     return lines
 
 
-def model_card_path(summary: RunSummary) -> Optional[str]:
+def model_card_path(summary: RunRecord) -> Optional[str]:
     """The pushed model's model_card.html, if it has one."""
     if not summary.pushed_dir:
         return None
@@ -94,7 +94,7 @@ def model_card_path(summary: RunSummary) -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
-def format_serving_check(summary: RunSummary) -> list:
+def format_serving_check(summary: RunRecord) -> list:
     """The ServingCheck's verdict, latencies and, when it failed, every reason ([] if it did not run)."""
     check = summary.serving_check
     if check is None:
@@ -108,7 +108,7 @@ def format_serving_check(summary: RunSummary) -> list:
     return [f"{what}: passed; batch-1 in process {latency}{over_server}"]
 
 
-def format_summary(summary: RunSummary) -> str:
+def format_summary(summary: RunRecord) -> str:
     """The human-readable end of `happysad run`."""
     lines = [f"run {summary.run_id}", "  component                       state      seconds"]
     for c in summary.components:

@@ -12,7 +12,7 @@ def _summary(pushed_dir, noto_accuracy=0.9643):
         run_record.ComponentRun("ExampleValidator", "COMPLETE", 1.0, {}, 5),
         run_record.ComponentRun("Pusher", "COMPLETE", 1.0, {"pushed_model": [artifact(19, "/root/Pusher/12")]}, 12),
     ]
-    summary = run_record.RunSummary(
+    summary = run_record.RunRecord(
         "20261130-1", components,
         {"epochs_run": 9, "max_epochs": 15, "threshold": 0.999, "threshold_epoch": 9, "final_accuracy": 1.0,
          "final_val_accuracy": 0.9868, "seed": 42, "augment": True, "class_names": ["happy", "sad"]},

@@ -4,7 +4,7 @@ from happysad.pipeline import run_record, run_summary
 
 
 def _summary(drift):
-    return run_record.RunSummary("r", [], None, None, {}, {}, [], None, None, None, label_drift=drift)
+    return run_record.RunRecord("r", [], None, None, {}, {}, [], None, None, None, label_drift=drift)
 
 
 def test_drift_past_half_the_threshold_is_a_warning_and_below_it_is_not():
