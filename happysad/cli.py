@@ -186,6 +186,8 @@ def cmd_inspect(args) -> int:
     if args.html:
         from happysad.pipeline import html_report
 
+        # Only the HTML report shows sample images: read them for it alone.
+        inspection.samples = run_record.read_samples(inspection.examples_uri, html_report.SAMPLES_PER_CLASS)
         html_report.write(inspection, args.html)
         print(f"HTML report: {args.html.resolve()}")
     return 0

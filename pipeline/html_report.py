@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 from pathlib import Path
 
-from happysad import contract
 from happysad.pipeline import run_record, run_summary
 
-SAMPLES_PER_CLASS = 8
+SAMPLES_PER_CLASS = 8  # sample images shown per class (run_record.read_samples reads them)
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
@@ -45,7 +43,7 @@ def render(inspection: run_record.Inspection) -> str:
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>happysad run <code>{_e(s.run_id)}</code></h1>",
              _verdict(s), _components(s), _statistics(inspection.statistics), _schema(inspection),
-             _anomalies(s), _training(s), _metrics(s), _samples(inspection.examples_uri),
+             _anomalies(s), _training(s), _metrics(s), _samples(inspection.samples),
              "<h2>Lineage</h2><p>Each artefact, the execution that made it, and that execution's inputs.</p>",
              _lineage(inspection.lineage), "</body></html>"]
     return "\n".join(parts)
@@ -175,30 +173,11 @@ def _metrics(s) -> str:
             + by_source + verdict + extra)
 
 
-def _samples(examples_uri) -> str:
-    if not examples_uri:
+def _samples(samples) -> str:
+    if samples is None:
         return ""
-    import tensorflow as tf
-    from PIL import Image
-
-    from happysad.components.examples_artifact import split_records
-
-    per_class: dict = {}
-    for record in split_records(examples_uri, "train"):
-        feature = tf.train.Example.FromString(record).features.feature
-        name = feature[contract.CLASS_NAME_KEY].bytes_list.value[0].decode(errors="replace")
-        if len(per_class.setdefault(name, [])) < SAMPLES_PER_CLASS:
-            try:  # re-encode small: the report stays light and shows what decodes
-                image = Image.open(io.BytesIO(feature[contract.IMAGE_KEY].bytes_list.value[0])).convert("RGB")
-                image.thumbnail((75, 75))
-                buf = io.BytesIO()
-                image.save(buf, "PNG")
-                per_class[name].append((feature[contract.FILENAME_KEY].bytes_list.value[0].decode(errors="replace"),
-                                        buf.getvalue()))
-            except Exception:
-                continue
     out = ["<h2>Sample images (train split)</h2>"]
-    for name, images in sorted(per_class.items()):
+    for name, images in sorted(samples.items()):
         out.append(f"<h3>{_e(name)}</h3><div class=grid>" + "".join(_img(png, f) for f, png in images) + "</div>")
     return "\n".join(out)
 

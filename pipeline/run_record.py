@@ -346,9 +346,12 @@ class Inspection:
     examples_uri: Optional[str]  # for the HTML report's sample images
     schema_diff: list = dataclasses.field(default_factory=list)  # schema.diff rows: SchemaGen vs curated
     inferred_schema_uri: Optional[str] = None  # SchemaGen's schema.pbtxt
+    # {class name: [(file name, small PNG)]} from the train split (read_samples; None until read).
+    samples: Optional[dict] = None
 
 
 def inspect_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Inspection:
+    """read_run(), and what `happysad inspect` adds: statistics, schema, lineage (samples: read_samples)."""
     record = read_run(sqlite_path, pipeline_name, run_id)
     store = metadata.open_store(sqlite_path)
     schema_rows, schema_path = _schema(record)
@@ -469,3 +472,33 @@ def _lineage(store, record) -> list:
         return node
 
     return [build(a) for a in roots]
+
+
+def read_samples(examples_uri: Optional[str], per_class: int) -> Optional[dict]:
+    """{class name: [(file name, PNG bytes)]}: the first per_class images of each class in the
+    train split, re-encoded at 75x75 at most (None without examples). An image that does not
+    decode is left out."""
+    if not examples_uri:
+        return None
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from happysad.components.examples_artifact import split_records
+
+    per_class_found: dict = {}
+    for record in split_records(examples_uri, "train"):
+        feature = tf.train.Example.FromString(record).features.feature
+        name = feature[contract.CLASS_NAME_KEY].bytes_list.value[0].decode(errors="replace")
+        if len(per_class_found.setdefault(name, [])) < per_class:
+            try:  # re-encode small: the report stays light and shows what decodes
+                image = Image.open(io.BytesIO(feature[contract.IMAGE_KEY].bytes_list.value[0])).convert("RGB")
+                image.thumbnail((75, 75))
+                buf = io.BytesIO()
+                image.save(buf, "PNG")
+                per_class_found[name].append(
+                    (feature[contract.FILENAME_KEY].bytes_list.value[0].decode(errors="replace"), buf.getvalue()))
+            except Exception:
+                continue
+    return per_class_found
