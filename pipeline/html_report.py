@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 from happysad.pipeline import run_record, run_summary
@@ -68,7 +67,7 @@ class _Raw(str):
 def _verdict(s) -> str:
     rejected = any(found for found in s.anomalies.values())
     if s.pushed_dir:
-        card = run_summary.model_card_path(s)
+        card = s.model_card
         link = f' <a id=model-card href="{_e(Path(card).as_uri())}">model card</a>' if card else ""
         return (f"<p class=ok id=verdict>Blessed and pushed: <code>{_e(s.pushed_dir)}</code> "
                 f"(version {_e(s.pushed_version)}){link}</p>")
@@ -141,8 +140,8 @@ def _training(s) -> str:
                                        [(t.get("architecture", "reference"), t["epochs_run"], t["threshold_epoch"],
                                          f"{t['final_accuracy']:.4f}", f"{t['final_val_accuracy']:.4f}")],
                                        {1, 2, 3, 4})]
-    if s.training_curves and os.path.exists(s.training_curves):
-        out.append(_img(Path(s.training_curves).read_bytes(), "training curves", 'id=curves style="max-width:100%"'))
+    if s.training_curves_png:
+        out.append(_img(s.training_curves_png, "training curves", 'id=curves style="max-width:100%"'))
     return "\n".join(out)
 
 

@@ -269,6 +269,7 @@ def run_pipeline(paths: RunPaths, class_names: Sequence[str], *, runner: str = "
     if summary.spans:  # the newest span's ingestion report
         report_dir = report_dir / f"{contract.SPAN_PREFIX}{summary.spans['current']}"
     _write_model_card(summary, report_dir, gate)
+    summary.model_card = run_record.model_card_file(summary.pushed_dir)  # written since it was read
     return summary
 
 

@@ -1,6 +1,7 @@
 """A model card for every pushed model: model_card.md and model_card.html in
-its version folder, beside the SavedModel, written by the runner from ML
-Metadata (the run summary, the lineage) and TFMA's results.
+its version folder, beside the SavedModel, written by the runner from the run
+as run_record.read_run() read it from ML Metadata and TFMA's results (build()
+and render() read nothing else; write() also reads ingestion's report).
 
 Jinja2 templates (pipeline/templates/); Model Card Toolkit does not install
 with TFX 1.16's pins. TF Serving ignores the two files.
@@ -62,9 +63,7 @@ VALIDATORS = ("ExampleValidator", "ImageValidator", "SkewValidator", "DriftValid
 
 def build(summary: run_record.RunRecord, ingest_report: Optional[dict], gate: configs.GateConfig) -> Card:
     training = summary.training or {}
-    curves = None
-    if summary.training_curves and os.path.exists(summary.training_curves):
-        curves = base64.b64encode(Path(summary.training_curves).read_bytes()).decode()
+    curves = base64.b64encode(summary.training_curves_png).decode() if summary.training_curves_png else None
     sources = []
     held_out = set((ingest_report or {}).get("held_out", []))
     for name, splits in sorted(((ingest_report or {}).get("sources") or {}).items()):

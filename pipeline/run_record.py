@@ -30,11 +30,39 @@ _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
 @dataclasses.dataclass
+class ArtifactRef:
+    """An artefact as ML Metadata records it, without MLMD's types."""
+
+    id: int
+    uri: str
+    properties: dict = dataclasses.field(default_factory=dict)  # name -> value (properties and custom properties)
+
+    @classmethod
+    def of(cls, artifact) -> "ArtifactRef":
+        """From an MLMD Artifact proto; a property wins over a custom property of the same name."""
+        return cls(artifact.id, artifact.uri, {**_values(artifact.custom_properties), **_values(artifact.properties)})
+
+
+def _values(properties) -> dict:
+    """{name: Python value} of an MLMD property map (a struct as a dict; a proto value left out)."""
+    from google.protobuf import json_format
+
+    values = {}
+    for name, value in properties.items():
+        kind = value.WhichOneof("value")
+        if kind == "struct_value":
+            values[name] = json_format.MessageToDict(value.struct_value)
+        elif kind in ("int_value", "double_value", "string_value", "bool_value"):
+            values[name] = getattr(value, kind)
+    return values
+
+
+@dataclasses.dataclass
 class ComponentRun:
     node_id: str
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
     seconds: float
-    outputs: dict  # output key -> [MLMD Artifact]
+    outputs: dict  # output key -> [ArtifactRef]
     execution_id: int
     note: str = ""  # e.g. why a killed run's execution was marked CANCELED
 
@@ -44,7 +72,7 @@ class RunRecord:
     run_id: str
     components: list  # [ComponentRun] in execution order
     training: Optional[dict]  # the Trainer's training_summary.json
-    training_curves: Optional[str]
+    training_curves: Optional[str]  # the curves' PNG file
     metrics: dict  # overall eval metrics of the candidate model
     class_metrics: dict  # class name -> metrics
     failed_thresholds: list  # human-readable reasons the model was not blessed
@@ -62,6 +90,9 @@ class RunRecord:
     # A span root's run: {"current": the span ImportExampleGen took, "trained_on": the Trainer's spans}; {} otherwise.
     spans: dict = dataclasses.field(default_factory=dict)
     log_path: Optional[str] = None  # set by the runner: the run's full log
+    training_curves_png: Optional[bytes] = None  # the curves' PNG, read once for the report and the card
+    # The pushed model's model_card.html, if it has one (the runner sets it again once it writes the card).
+    model_card: Optional[str] = None
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
         return next((c for c in self.components if c.node_id == node_id), None)
@@ -80,7 +111,8 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
             node_id=metadata.node_of(store, execution),
             state=_STATES.get(execution.last_known_state, "UNKNOWN"),
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-            outputs=metadata.artifacts(store, execution.id),
+            outputs={key: [ArtifactRef.of(a) for a in found]
+                     for key, found in metadata.artifacts(store, execution.id).items()},
             execution_id=execution.id,
             note=execution.custom_properties["abandoned"].string_value
             if "abandoned" in execution.custom_properties else "",
@@ -101,7 +133,7 @@ def read_run(sqlite_path: str, pipeline_name: str, run_id: Optional[str] = None)
 def _add_spans(record: RunRecord, store) -> None:
     example_gen = record.component("ImportExampleGen")
     examples = example_gen.outputs.get("examples", []) if example_gen else []
-    current = span_of(examples[0]) if examples else 0
+    current = examples[0].properties.get("span", 0) if examples else 0  # span_of's rule, on plain data
     if not current:  # not a span root (ExampleGen records span 0)
         return
     record.spans = {"current": current}
@@ -168,6 +200,9 @@ def _add_training(record: RunRecord) -> None:
             record.training = json.load(f)
     curves = os.path.join(run_dir, contract.TRAINING_CURVES_FILE)
     record.training_curves = curves if os.path.exists(curves) else None
+    if record.training_curves:
+        with open(curves, "rb") as f:
+            record.training_curves_png = f.read()
 
 
 def _evaluator_output(record: RunRecord, node: str, class_names: list, cache_dir: str) -> tuple:
@@ -176,7 +211,7 @@ def _evaluator_output(record: RunRecord, node: str, class_names: list, cache_dir
     if not evaluator:
         return None, None
     blessing, evaluation = evaluator.outputs.get("blessing"), evaluator.outputs.get("evaluation")
-    blessed = blessing[0].custom_properties["blessed"].int_value == 1 if blessing else None
+    blessed = blessing[0].properties.get("blessed") == 1 if blessing else None
     result = _cached(cache_dir, ["evaluation", evaluation[0].uri, *class_names],
                      lambda: _read_evaluation(evaluation[0].uri, class_names)) if evaluation else None
     return blessed, result
@@ -310,10 +345,19 @@ def _add_push(record: RunRecord) -> None:
     if not pusher:
         return
     pushed = pusher.outputs.get("pushed_model")
-    if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
-        props = pushed[0].custom_properties
-        record.pushed_dir = props["pushed_destination"].string_value
-        record.pushed_version = props["pushed_version"].string_value
+    if pushed and pushed[0].properties.get("pushed") == 1:
+        props = pushed[0].properties
+        record.pushed_dir = props.get("pushed_destination", "")
+        record.pushed_version = props.get("pushed_version", "")
+        record.model_card = model_card_file(record.pushed_dir)
+
+
+def model_card_file(pushed_dir: Optional[str]) -> Optional[str]:
+    """The model_card.html in a pushed model's folder, if it is there."""
+    if not pushed_dir:
+        return None
+    path = os.path.join(pushed_dir, "model_card.html")
+    return path if os.path.isfile(path) else None
 
 
 @dataclasses.dataclass
@@ -433,7 +477,7 @@ def _lineage(store, record) -> list:
     produced = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
     pushed = record.component("Pusher")
     pushed_ids = [a.id for a in (pushed.outputs.get("pushed_model", []) if pushed else [])
-                  if a.custom_properties["pushed"].int_value == 1]
+                  if a.properties.get("pushed") == 1]
     gate = record.component("DataGate")
     gate_inputs = sorted(e.artifact_id for e in events
                          if gate and e.execution_id == gate.execution_id and e.type == metadata_store_pb2.Event.INPUT)

@@ -5,7 +5,6 @@ anomalies, TFLite, serving-check and spans lines.
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 from happysad.pipeline.run_record import RunRecord
@@ -86,14 +85,6 @@ def format_sources(summary: RunRecord) -> list:
     return lines
 
 
-def model_card_path(summary: RunRecord) -> Optional[str]:
-    """The pushed model's model_card.html, if it has one."""
-    if not summary.pushed_dir:
-        return None
-    path = os.path.join(summary.pushed_dir, "model_card.html")
-    return path if os.path.isfile(path) else None
-
-
 def format_serving_check(summary: RunRecord) -> list:
     """The ServingCheck's verdict, latencies and, when it failed, every reason ([] if it did not run)."""
     check = summary.serving_check
@@ -147,9 +138,8 @@ def format_summary(summary: RunRecord) -> str:
     lines.extend(format_serving_check(summary))
     if summary.pushed_dir:
         lines.append(f"pushed: {summary.pushed_dir} (version {summary.pushed_version})")
-        card = model_card_path(summary)
-        if card:
-            lines.append(f"model card: {card}")
+        if summary.model_card:
+            lines.append(f"model card: {summary.model_card}")
     elif summary.blessed is not None or summary.serving_check is not None:
         lines.append("pushed: nothing (only a model that is blessed and passes the serving check is pushed)")
     return "\n".join(lines)

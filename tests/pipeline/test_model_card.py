@@ -1,12 +1,11 @@
 """The model card written beside each pushed model."""
 import json
-import types
 
 from happysad.pipeline import configs, model_card, run_record
 
 
 def _summary(pushed_dir, noto_accuracy=0.9643):
-    artifact = lambda id_, uri: types.SimpleNamespace(id=id_, uri=uri)  # noqa: E731
+    artifact = run_record.ArtifactRef
     components = [
         run_record.ComponentRun("Trainer", "COMPLETE", 20.0, {"model": [artifact(15, "/root/Trainer/model/9")]}, 9),
         run_record.ComponentRun("ExampleValidator", "COMPLETE", 1.0, {}, 5),
