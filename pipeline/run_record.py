@@ -4,12 +4,14 @@ Every artefact is found through MLMD events (which execution of the run wrote
 what), never by globbing the pipeline root.
 
 read_run() -> RunRecord: the components and their states, what each validator
-found, the training summary, the evaluation metrics (overall, per class, per
-source) and the blessings, the TFLite and serving-check verdicts, the push and
-the spans. inspect_run() -> Inspection adds what `happysad inspect` shows:
-statistics per split, the schema and the lineage. Formatting is elsewhere:
-run_summary.py (the end of `happysad run`), run_inspection.py and
-html_report.py (`happysad inspect`), model_card.py.
+found, the training summary and curves, the evaluation metrics (overall, per
+class, per source) and the blessings, the TFLite and serving-check verdicts,
+the push and its model card, and the spans. inspect_run() -> Inspection adds
+what `happysad inspect` shows: statistics per split, the schema and the
+lineage; read_samples() the sample images only the HTML report shows.
+Formatting is elsewhere, and reads nothing itself: run_summary.py (the end of
+`happysad run`), run_inspection.py and html_report.py (`happysad inspect`),
+model_card.py.
 """
 from __future__ import annotations
 
