@@ -245,7 +245,8 @@ def _add_tflite(record: RunRecord, cache_dir: str) -> None:
 def _cached(cache_dir: str, key: list, read) -> dict:
     """read() once per key, kept as JSON in cache_dir. Only for what an
     artefact's URI fixes (artefacts are never rewritten): a cached run re-reads
-    the same Evaluator output, and parsing it needs TFMA, ~3 s to import here."""
+    the same Evaluator output, and parsing it needs TFMA, an import too slow to pay
+    again for what cannot have changed (benchmarks/RESULTS.md, figures from code comments)."""
     import hashlib
 
     path = os.path.join(cache_dir, hashlib.sha256("\0".join(key).encode()).hexdigest()[:24] + ".json")
