@@ -24,7 +24,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from happysad.components.examples_artifact import span_of
 from happysad import contract
-from happysad.pipeline import metadata, schema
+from happysad.pipeline import configs, metadata, schema
 
 
 CACHE_DIR = "summary_cache"  # beside metadata.sqlite: what was read from immutable artefacts
@@ -481,7 +481,7 @@ def _lineage(store, record) -> list:
     pushed = record.component("Pusher")
     pushed_ids = [a.id for a in (pushed.outputs.get("pushed_model", []) if pushed else [])
                   if a.properties.get("pushed") == 1]
-    gate = record.component("DataGate")
+    gate = record.component(configs.DATA_GATE_ID)
     gate_inputs = sorted(e.artifact_id for e in events
                          if gate and e.execution_id == gate.execution_id and e.type == metadata_store_pb2.Event.INPUT)
     roots = pushed_ids + gate_inputs or sorted(dict.fromkeys(a for a in produced if a not in consumed))
