@@ -71,6 +71,8 @@ class ComponentRun:
 
 @dataclasses.dataclass
 class RunRecord:
+    """What one run did, as read_run() found it: everything the formatters show."""
+
     run_id: str
     components: list  # [ComponentRun] in execution order
     training: Optional[dict]  # the Trainer's training_summary.json
