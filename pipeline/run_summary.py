@@ -43,8 +43,8 @@ def format_tflite(summary: RunRecord) -> list:
     t = summary.tflite
     if not t:
         return []
-    chosen, other = t["chosen"], "float32" if t["chosen"] == "int8" else "int8"
-    variants = t["variants"]
+    chosen, variants = t["chosen"], t["variants"]
+    sizes = "; ".join(f"{name} {variants[name]['bytes'] / 1e6:.1f} MB" for name in variants if name != chosen)
     tflite_accuracy, saved_accuracy = accuracy(t.get("metrics", {})), accuracy(summary.metrics)
     shown = (f"TFMA on the eval split: accuracy {tflite_accuracy:.4f}" if tflite_accuracy is not None
              else "not evaluated by TFMA")
@@ -55,8 +55,8 @@ def format_tflite(summary: RunRecord) -> list:
         if value is not None:
             shown += f", {source} {value:.3f}"
     verdict = {True: "passes the gate's thresholds", False: "FAILS the gate's thresholds:", None: ""}[t.get("blessed")]
-    lines = [f"TFLite ({chosen}, {variants[chosen]['bytes'] / 1e6:.1f} MB; {other} {variants[other]['bytes'] / 1e6:.1f}"
-             f" MB): {shown}; batch-1 on one core {variants[chosen]['latency_ms_one_core']} ms; {verdict}".rstrip("; ")]
+    lines = [f"TFLite ({chosen}, {variants[chosen]['bytes'] / 1e6:.1f} MB{'; ' + sizes if sizes else ''}): {shown}; "
+             f"batch-1 on one core {variants[chosen]['latency_ms_one_core']} ms; {verdict}".rstrip("; ")]
     lines.extend(f"  {reason}" for reason in t.get("failed_thresholds", []) if t.get("blessed") is False)
     return lines
 

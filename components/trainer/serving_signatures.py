@@ -27,22 +27,28 @@ CLASSIFY_METHOD = contract.CLASSIFY_METHOD
 KERAS_MODEL_FILE = "model.keras"  # in <export dir>/assets.extra/
 
 
-def _probabilities(model, pixels):
-    output = model(pixels, training=False)
-    if output.shape[-1] == 1:  # the binary head: [N, 1] = P(class 1)
-        return tf.concat([1.0 - output, output], axis=1)
-    return output  # softmax: [N, classes]
-
-
 def signature_functions(model, class_names) -> dict:
-    """{signature name: (function, input TensorSpec)} around the Keras model."""
+    """{signature name: (function, input TensorSpec)} around the Keras model.
+
+    The three share two tf.functions, the decode and the model's call, so each
+    is traced once and saved once, not once per signature."""
     names = list(class_names)
+    decode = tf.function(image_decoding.decode_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+    size = contract.IMAGE_SIZE
+    output = tf.function(lambda pixels: model(pixels, training=False),
+                         input_signature=[tf.TensorSpec([None, size, size, image_decoding.CHANNELS], tf.float32)])
+
+    def probabilities(pixels):
+        scores = output(pixels)
+        if scores.shape[-1] == 1:  # the binary head: [N, 1] = P(class 1)
+            return tf.concat([1.0 - scores, scores], axis=1)
+        return scores  # softmax: [N, classes]
 
     def serve_images(images):
-        probabilities = _probabilities(model, image_decoding.decode_batch(images))
-        index = tf.argmax(probabilities, axis=1, output_type=tf.int32)
+        scores = probabilities(decode(images))
+        index = tf.argmax(scores, axis=1, output_type=tf.int32)
         return {
-            contract.PROBABILITIES_OUTPUT: probabilities,
+            contract.PROBABILITIES_OUTPUT: scores,
             contract.CLASS_INDEX_OUTPUT: index,
             contract.CLASS_NAME_OUTPUT: tf.gather(tf.constant(names), index),
         }
@@ -50,14 +56,13 @@ def signature_functions(model, class_names) -> dict:
     def classify_examples(inputs):
         # Only the image is needed: a client's tf.Example has no label.
         parsed = tf.io.parse_example(inputs, {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-        scores = _probabilities(model, image_decoding.decode_batch(parsed[contract.IMAGE_KEY]))
+        scores = probabilities(decode(parsed[contract.IMAGE_KEY]))
         classes = tf.tile(tf.constant(names)[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {"classes": classes, "scores": scores}
 
     def evaluate_examples(examples):
         parsed = tf.io.parse_example(examples, contract.feature_spec())
-        pixels = image_decoding.decode_batch(parsed[contract.IMAGE_KEY])
-        return {contract.EVAL_PREDICTION_KEY: model(pixels, training=False)}
+        return {contract.EVAL_PREDICTION_KEY: output(decode(parsed[contract.IMAGE_KEY]))}
 
     return {
         SERVING_SIGNATURE: (serve_images, tf.TensorSpec([None], tf.string, name="images")),

@@ -108,20 +108,22 @@ def test_the_tflite_model_answers_as_the_savedmodel_on_the_same_images(exported)
     assert (np.argmax(phone, 1) == np.argmax(served, 1)).mean() >= 0.9
 
 
-def test_the_report_compares_both_variants_and_keeps_int8_when_it_is_accurate_enough(exported):
+def test_int8_is_converted_alone_and_kept_when_it_is_accurate_enough(exported, monkeypatch):
     _, path, report, _ = exported
     assert json.loads((path / tflite_model.TFLITE_REPORT_FILE).read_text()) == report
-    float32, int8 = report["variants"]["float32"], report["variants"]["int8"]
-    assert float32["max_probability_difference"] < 1e-5 and float32["agreement"] == 1.0
-    assert int8["bytes"] * 3 < float32["bytes"]  # int8 weights: about a quarter of the size
-    assert report["chosen"] == "int8" and int8["accuracy"] >= float32["accuracy"] - 0.01
+    (int8,) = report["variants"].values()  # one conversion: float32 only when int8 is not good enough
+    assert report["chosen"] == "int8" and int8["accuracy"] >= report["keras_accuracy"] - 0.01
+    assert int8["max_probability_difference"] < 0.02 and int8["agreement"] >= 0.9
     assert (path / tflite_model.TFLITE_FILE).stat().st_size == int8["bytes"]
-    assert report["class_names"] == ["happy", "sad"] and all(v["latency_ms_one_core"] > 0 for v in (float32, int8))
+    assert report["class_names"] == ["happy", "sad"] and int8["latency_ms_one_core"] > 0
 
 
-def test_float32_is_kept_when_int8_loses_accuracy(exported, tmp_path, monkeypatch):
+def test_float32_is_converted_and_kept_when_int8_loses_accuracy(exported, tmp_path, monkeypatch):
     model, _, _, pixels = exported
     monkeypatch.setattr(tflite_model, "MAX_INT8_ACCURACY_DROP", -0.5)  # no int8 model can be this accurate
     report = tflite_model.export(model, ["happy", "sad"], str(tmp_path), pixels, np.array([0] * 4 + [1] * 4))
     assert report["chosen"] == "float32"
-    assert (tmp_path / tflite_model.TFLITE_FILE).stat().st_size == report["variants"]["float32"]["bytes"]
+    float32, int8 = report["variants"]["float32"], report["variants"]["int8"]
+    assert float32["max_probability_difference"] < 1e-5 and float32["agreement"] == 1.0  # it answers as Keras
+    assert int8["bytes"] * 3 < float32["bytes"]  # int8 weights: about a quarter of the size
+    assert (tmp_path / tflite_model.TFLITE_FILE).stat().st_size == float32["bytes"]
