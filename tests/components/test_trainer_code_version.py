@@ -14,7 +14,7 @@ def test_the_code_version_follows_every_file_of_the_trainer_package_its_subpacka
     before = components.trainer_code_version()
     assert before == components.trainer_code_version()  # stable: a cached run stays cached
     versions = [before]
-    for edit in (copy / "emoji_cnn.py", contract):  # the model's code, and the contract it reads
+    for edit in (copy / "models" / "reference_cnn.py", contract):  # the model's code, and the contract it reads
         edit.write_text(edit.read_text() + "\n# a change\n")
         versions.append(components.trainer_code_version())
     (copy / "helpers.py").write_text("X = 1\n")  # a new module counts too

@@ -3,11 +3,11 @@ import keras
 import numpy as np
 import pytest
 
-from happysad.components.trainer import emoji_cnn
+from happysad.components.trainer.models import reference_cnn
 
 
 def test_layer_list_is_the_reference():
-    model = emoji_cnn.build_model()
+    model = reference_cnn.build_model()
     assert model.input_shape == (None, 150, 150, 3)
     described = []
     for layer in model.layers:
@@ -40,7 +40,7 @@ def test_layer_list_is_the_reference():
 
 
 def test_compiled_with_adam_binary_crossentropy_and_accuracy():
-    model = emoji_cnn.build_model(learning_rate=0.002)
+    model = reference_cnn.build_model(learning_rate=0.002)
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
     assert model.loss == "binary_crossentropy"
@@ -54,8 +54,8 @@ def test_compiled_with_adam_binary_crossentropy_and_accuracy():
     ([1.0], 1),
 ])
 def test_callback_stops_at_threshold_and_not_below(accuracies, stopped_epoch):
-    callback = emoji_cnn.StopAtAccuracy(0.999)
-    model = emoji_cnn.build_model()
+    callback = reference_cnn.StopAtAccuracy(0.999)
+    model = reference_cnn.build_model()
     callback.set_model(model)
     for epoch, accuracy in enumerate(accuracies):
         model.stop_training = False
@@ -71,8 +71,8 @@ def test_callback_ends_a_real_fit_early():
     x = np.stack([np.zeros((150, 150, 3)), np.full((150, 150, 3), 255.0)]).astype("float32")
     y = np.array([0.0, 1.0])
     keras.utils.set_random_seed(0)
-    model = emoji_cnn.build_model()
-    callback = emoji_cnn.StopAtAccuracy(0.999)
+    model = reference_cnn.build_model()
+    callback = reference_cnn.StopAtAccuracy(0.999)
     history = model.fit(x, y, epochs=15, batch_size=2, callbacks=[callback], verbose=0)
     assert callback.stopped_epoch is not None
     assert len(history.history["accuracy"]) == callback.stopped_epoch < 15
@@ -81,14 +81,14 @@ def test_callback_ends_a_real_fit_early():
 
 
 def test_three_or_more_classes_get_a_softmax_head():
-    model = emoji_cnn.build_model(num_classes=4)
+    model = reference_cnn.build_model(num_classes=4)
     last = model.layers[-1]
     assert (last.get_config()["units"], last.get_config()["activation"]) == (4, "softmax")
     assert model.loss == "sparse_categorical_crossentropy"
     probabilities = model(np.zeros((2, 150, 150, 3), np.float32)).numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="at least 2 classes"):
-        emoji_cnn.build_model(num_classes=1)
+        reference_cnn.build_model(num_classes=1)
 
 
 def test_augmentation_varies_training_images_by_key_and_repeats_a_key():
@@ -96,9 +96,9 @@ def test_augmentation_varies_training_images_by_key_and_repeats_a_key():
 
     rng = np.random.default_rng(0)
     batch = tf.constant(rng.uniform(0, 255, (8, 150, 150, 3)).astype(np.float32))
-    first = emoji_cnn.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
-    again = emoji_cnn.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
-    other = emoji_cnn.augment(batch, tf.constant([3, 4], tf.int64)).numpy()
+    first = reference_cnn.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    again = reference_cnn.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    other = reference_cnn.augment(batch, tf.constant([3, 4], tf.int64)).numpy()
     assert first.shape == batch.shape and first.min() >= 0 and first.max() <= 255
     np.testing.assert_array_equal(first, again)  # a key is a reproducible draw
     changed = [not np.allclose(a, b) for a, b in zip(first, batch.numpy())]
@@ -114,7 +114,7 @@ def test_augmentation_flips_rotates_and_zooms_within_its_bounds():
     image[:, 65:85, 10:50] = 255.0
     sides = set()
     for k in range(40):
-        out = emoji_cnn.augment(tf.constant(image), tf.constant([k, 0], tf.int64)).numpy()[0, ..., 0]
+        out = reference_cnn.augment(tf.constant(image), tf.constant([k, 0], tf.int64)).numpy()[0, ..., 0]
         bright = out > 128
         sides.add("left" if bright[:, :75].sum() > bright[:, 75:].sum() else "right")
         ys = np.nonzero(bright)[0]

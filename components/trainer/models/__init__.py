@@ -1,0 +1,1 @@
+"""The Trainer's model architectures, one module each."""
