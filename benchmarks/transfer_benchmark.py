@@ -79,14 +79,14 @@ def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list, 
     import tensorflow as tf
 
     from happysad.components.trainer import trainer_module
-    from happysad.components.trainer.models import reference_cnn
+    from happysad.components.trainer.models import common
     from happysad.components.trainer.training_config import TrainingConfig
 
     keras.utils.set_random_seed(seed)
     model = (build_residual() if arch == "residual"
              else trainer_module.build_model(TrainingConfig(architecture=arch), num_classes=2))
     data = trainer_module.batches(tf.data.Dataset.from_tensor_slices(train), 10, seed, augment)
-    stop = reference_cnn.StopAtAccuracy(0.999)
+    stop = common.StopAtAccuracy(0.999)
     model.fit(data, epochs=15, verbose=0, callbacks=[stop])
     epochs.append(stop.stopped_epoch)
     scores = {}

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from happysad import contract
 from happysad.components.trainer import image_decoding, serving_signatures, tflite_model, training_report
-from happysad.components.trainer.models import efficientnet_lite0, reference_cnn
+from happysad.components.trainer.models import common, efficientnet_lite0, reference_cnn
 from happysad.components.trainer.training_config import TrainingConfig
 
 
@@ -58,7 +58,7 @@ def _decoded(ds):
 def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
     """(image, label) pairs -> the batches training sees: reshuffled every
     epoch, decoded (decode: the images are encoded bytes; else pixels) and
-    (with augment) varied by reference_cnn.augment, both seeded by shuffle_seed.
+    (with augment) varied by common.augment, both seeded by shuffle_seed.
     The transfer benchmark trains through this too."""
     if shuffle_seed is not None:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -68,7 +68,7 @@ def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
     if augment:
         keys = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, keys)).map(
-            lambda batch, key: (reference_cnn.augment(batch[0], key), batch[1]),
+            lambda batch, key: (common.augment(batch[0], key), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNING)
 
@@ -130,7 +130,7 @@ def train(training: TrainingConfig, num_classes: int, train_files, eval_files, c
                              augment=training.augment)
     evaluation = _dataset(eval_files, training.batch_size, label_dtype=label_dtype)
     model = build_model(training, num_classes)
-    stop = reference_cnn.StopAtAccuracy(training.threshold)
+    stop = common.StopAtAccuracy(training.threshold)
     timer = training_report.EpochTimer()
     history = model.fit(train_batches, validation_data=evaluation, epochs=training.epochs,
                         callbacks=[stop, timer, *callbacks], verbose=2)

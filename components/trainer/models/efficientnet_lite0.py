@@ -17,7 +17,7 @@ ImageNet): with batches of 10 faces, updating them made training unstable.
 import keras
 
 from happysad.components.trainer import image_decoding
-from happysad.components.trainer.models import reference_cnn, torch_weights
+from happysad.components.trainer.models import common, torch_weights
 
 # (kernel, stride, expansion, output channels) of each of the 16 inverted-residual blocks.
 BLOCKS = ([(3, 1, 1, 16)] + [(3, 2, 6, 24), (3, 1, 6, 24)] + [(5, 2, 6, 40), (5, 1, 6, 40)]
@@ -81,7 +81,7 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(DROPOUT)(x)
     # The head is made here, after the backbone: made earlier, it shifts Keras' random initialisation.
-    outputs = reference_cnn.classifier_head(num_classes, name="head")(x)  # raises for fewer than 2 classes
+    outputs = common.classifier_head(num_classes, name="head")(x)  # raises for fewer than 2 classes
     model = keras.Model(inputs, outputs, name="happysad_lite0")
     if not weights:
         weights, weights_sha256 = weights_path(), WEIGHTS_SHA256
@@ -89,7 +89,7 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # Keras 3: a frozen BatchNormalization also runs in inference mode
-    return reference_cnn.compile_classifier(model, learning_rate, num_classes)
+    return common.compile_classifier(model, learning_rate, num_classes)
 
 
 def load_pretrained(model: keras.Model, path: str, *, sha256: str) -> None:
