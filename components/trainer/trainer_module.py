@@ -1,5 +1,5 @@
-"""TFX Trainer entry point: run_fn trains the reference CNN (or EfficientNet-Lite0) and exports it
-(SavedModel, and TFLite beside it).
+"""TFX Trainer entry point: run_fn trains the architecture its config names (models.ARCHITECTURES)
+and exports it (SavedModel, and TFLite beside it).
 
 custom_config (set by pipeline/pipeline.py): a TrainingConfig's fields, the
 sorted class_names and the code_version.
@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from happysad import contract
-from happysad.components.trainer import image_decoding, serving_signatures, tflite_model, training_report
-from happysad.components.trainer.models import common, efficientnet_lite0, reference_cnn
+from happysad.components.trainer import image_decoding, models, serving_signatures, tflite_model, training_report
+from happysad.components.trainer.models import common
 from happysad.components.trainer.training_config import TrainingConfig
 
 
@@ -82,11 +82,9 @@ _NO_AUTOTUNING.autotune.enabled = False
 
 
 def build_model(training: TrainingConfig, num_classes: int) -> keras.Model:
-    """The compiled model training.architecture names, at its learning rate."""
-    if training.architecture == "lite0":
-        return efficientnet_lite0.build_model(training.learning_rate or efficientnet_lite0.DEFAULT_LEARNING_RATE,
-                                              num_classes)
-    return reference_cnn.build_model(training.learning_rate or reference_cnn.DEFAULT_LEARNING_RATE, num_classes)
+    """The compiled model training.architecture names, at training's learning rate or the architecture's own."""
+    architecture = models.get(training.architecture)
+    return architecture.build_model(num_classes, training.learning_rate or architecture.DEFAULT_LEARNING_RATE)
 
 
 WARMUP_REQUESTS = 4  # real eval faces replayed by TF Serving at load

@@ -5,6 +5,14 @@ import math
 import keras
 import tensorflow as tf
 
+from happysad.components.trainer import image_decoding
+
+
+def pixels_input() -> keras.KerasTensor:
+    """Every model's input: [N, 150, 150, 3] pixels, 0..255 (each model scales them itself,
+    so serving clients send raw images)."""
+    size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
+    return keras.Input(shape=(size, size, channels), name="pixels")
 
 def classifier_head(num_classes: int, name: str = None) -> keras.layers.Dense:
     """One sigmoid unit, P(class index 1), for two classes; one softmax unit per class for more."""

@@ -1,8 +1,12 @@
-"""The reference CNN: the seed notebook's three convolution blocks and dense head."""
-import keras
+"""The reference CNN: the seed notebook's three convolution blocks and dense head.
 
-from happysad.components.trainer import image_decoding
-from happysad.components.trainer.models import common
+Light to import (no Keras until a model is built): the registry imports it on every CLI command.
+"""
+
+DESCRIPTION = ("the reference CNN: Rescaling(1/255), three Conv2D + MaxPooling blocks (16, 32, 64 filters), "
+               "Dense 128")
+DEFAULT_LEARNING_RATE = 1e-3
+KERAS_NAME = "happysad_cnn"
 
 # (layer type, defining settings) of the reference notebook's model, in order.
 # Rescaling comes first because pixels are rescaled inside the model, so the
@@ -21,18 +25,25 @@ REFERENCE_LAYERS = [
 ]
 
 
-DEFAULT_LEARNING_RATE = 1e-3
-
-
-def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2) -> keras.Model:
-    """Input(150,150,3) of 0..255 pixels, compiled.
+def build_model(num_classes: int = 2, learning_rate: float = DEFAULT_LEARNING_RATE):
+    """A compiled keras.Sequential from Input(150,150,3) of 0..255 pixels.
 
     Two classes: the reference head, P(class index 1) from one sigmoid unit with
     binary cross-entropy. Three or more: one softmax unit per class with sparse
     categorical cross-entropy (integer labels)."""
-    size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
-    layers = [keras.Input(shape=(size, size, channels), name="pixels")]
+    import keras
+
+    from happysad.components.trainer.models import common
+
+    layers = [common.pixels_input()]
     for kind, settings in REFERENCE_LAYERS[:-1]:
         layers.append(getattr(keras.layers, kind)(**settings))
     layers.append(common.classifier_head(num_classes))
-    return common.compile_classifier(keras.Sequential(layers, name="happysad_cnn"), learning_rate, num_classes)
+    return common.compile_classifier(keras.Sequential(layers, name=KERAS_NAME), learning_rate, num_classes)
+
+
+def explained_convolutions(model) -> list:
+    """Its three convolutions, in order."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
