@@ -24,9 +24,9 @@ from happysad.components.trainer.training_config import TrainingConfig
 # the default run's 357 so its order (and model) is the same as ever.
 SHUFFLE_BUFFER = 10_000
 # A split whose decoded pixels fit in this is decoded once and kept (the default
-# run's 357 faces are 96 MB): every later epoch runs at the plain-Keras floor.
-# A larger one keeps its encoded bytes (~10 KB a face, not 270 KB) and decodes
-# every epoch, so memory grows by ~10 MB per 1,000 faces and 100,000 fit here.
+# run's do): every later epoch runs at the plain-Keras floor. A larger one keeps
+# its encoded bytes, a small fraction of the pixels, and decodes every epoch, so
+# memory grows with the encoded data (benchmarks/RESULTS.md, Figures from code comments).
 DECODED_CACHE_BYTES = 256 * 2**20
 _DECODED_IMAGE_BYTES = contract.IMAGE_SIZE * contract.IMAGE_SIZE * image_decoding.CHANNELS * 4  # float32
 
@@ -73,10 +73,10 @@ def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNING)
 
 
-# tf.data's autotuning made every second epoch or so wait about 1 s before its
-# first batch (the last epoch's iterator winding down): 5-7 s of the default
-# run's 8 epochs. Without it AUTOTUNE falls back to fixed defaults, and the
-# batches (so the trained weights) are the same (README, Performance).
+# tf.data's autotuning made many epochs wait before their first batch (the last
+# epoch's iterator winding down). Without it AUTOTUNE falls back to fixed
+# defaults, and the batches (so the trained weights) are the same
+# (benchmarks/RESULTS.md, Figures from code comments).
 _NO_AUTOTUNING = tf.data.Options()
 _NO_AUTOTUNING.autotune.enabled = False
 

@@ -1,8 +1,8 @@
 """EfficientNet-Lite0, pretrained on ImageNet, with a happy/sad head: the Trainer's `lite0` architecture.
 
-Why: the reference CNN, trained on generated faces, reads some real vendor
-styles it never saw at 0.93; ImageNet features carry to every style measured
-(README, "How far that carries to real emoji art"). Lite0 is EfficientNet-B0
+Why: the reference CNN, trained on generated faces, misreads some real vendor
+styles it never saw; ImageNet features carry to every style tried (figures in
+components/README.md, "A pretrained model"). Lite0 is EfficientNet-B0
 made for mobile: ReLU6, no squeeze-and-excitation, fixed stem and head, so it
 exports to TF Serving and TFLite with only stock ops.
 
