@@ -85,12 +85,12 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from happysad.components.trainer import emoji_cnn, trainer_module, training_report
+    from happysad.components.trainer import models, trainer_module, training_report
 
     train_files, eval_files = [str(examples / "Split-train" / "*")], [str(examples / "Split-eval" / "*")]
     # Never stops early (threshold 2); no augmentation: the same pixels, and the same model, as Keras.
     summary = _run_fn(train_files, eval_files, epochs=epochs, threshold=2.0, seed=1, augment=False,
-                      architecture="reference")
+                      architecture=models.QUICKEST)
 
     def arrays(files):
         pairs = list(trainer_module._dataset(files, 10).unbatch().as_numpy_iterator())
@@ -102,7 +102,7 @@ def trainer_vs_keras(examples: Path, epochs: int = 6) -> dict:
     trainer_epoch_s = summary["epoch_seconds"][1:]
 
     keras.utils.set_random_seed(1)
-    model = emoji_cnn.build_model()
+    model = models.get(models.QUICKEST).build_model()
     timer = training_report.EpochTimer()
     # The Trainer validates every epoch too.
     model.fit(x, y, batch_size=10, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer],

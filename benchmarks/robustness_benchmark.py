@@ -17,7 +17,7 @@ whatever the decoder does when the benchmark runs. One table: rows the variant
 kinds, columns set x model, cells the median accuracy over seeds (per seed in
 brackets).
 
-    .venv/bin/python benchmarks/robustness_benchmark.py [--arch lite0 --arch reference] [--seeds 3]
+    .venv/bin/python benchmarks/robustness_benchmark.py [--arch NAME]... [--seeds 3]
         [--json OUT] [--markdown [RESULTS.md]]
 
 --markdown writes the table into benchmarks/RESULTS.md between the marker lines
@@ -152,20 +152,21 @@ def markdown(results: dict) -> str:
 
 
 def main(argv=None) -> None:
+    from happysad.components.trainer import models
     from happysad.components.trainer.training_config import TrainingConfig
     from happysad.data import emoji_faces, framing_variants, real_emoji_pack
     from happysad.pipeline import configs
 
     default = TrainingConfig().architecture
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=("reference", "lite0"), action="append", default=None,
-                        help=f"a Trainer model, repeatable (default: both, {default}, the default, first)")
+    parser.add_argument("--arch", choices=list(models.ARCHITECTURES), action="append", default=None,
+                        help=f"a Trainer model, repeatable (default: every one, {default}, the default, first)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N per model (default %(default)s)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, nargs="?", const=RESULTS, default=None, metavar="MD",
                         help=f"write the table's section into MD (default {RESULTS.relative_to(REPO)})")
     args = parser.parse_args(argv)
-    archs = args.arch or [default] + [a for a in ("lite0", "reference") if a != default]
+    archs = args.arch or [default] + [a for a in models.ARCHITECTURES if a != default]
     seeds = list(range(1, args.seeds + 1))
 
     started = time.monotonic()

@@ -51,42 +51,31 @@ def concat(parts):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def build_residual():
-    """An experiment, not a Trainer option: the reference CNN's three stages, each
-    with a residual pair of 3x3 convolutions and no BatchNorm (which does not
-    train at batch 10), then the reference head. `--arch residual` selects it."""
-    import keras
+def architectures() -> dict:
+    """Name -> module: the Trainer's architectures (its registry) and this benchmark's residual experiment."""
+    import residual_cnn
+    from happysad.components.trainer import models
 
-    inputs = keras.Input(shape=(150, 150, 3), name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255)(inputs)
-    for filters in (16, 32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        y = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        y = keras.layers.Conv2D(filters, 3, padding="same")(y)
-        x = keras.layers.Activation("relu")(keras.layers.Add()([x, y]))
-        x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Dense(128, activation="relu")(keras.layers.Flatten()(x))
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x), name="residual")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
-    return model
+    return {**models.ARCHITECTURES, residual_cnn.NAME: residual_cnn}
 
 
-def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list, arch: str = "reference") -> dict:
+def train_and_score(train, tests: dict, seed: int, augment: bool, epochs: list, arch: str) -> dict:
     """Trains `arch` (a Trainer model, or the residual experiment) on `train` as the Trainer does and
     returns {name: accuracy} on each of `tests`; appends the epoch it stopped at (None: not reached) to `epochs`."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from happysad.components.trainer import emoji_cnn, trainer_module
+    from happysad.components.trainer import trainer_module
+    from happysad.components.trainer.models import common
     from happysad.components.trainer.training_config import TrainingConfig
 
     keras.utils.set_random_seed(seed)
-    model = (build_residual() if arch == "residual"
-             else trainer_module.build_model(TrainingConfig(architecture=arch), num_classes=2))
-    data = trainer_module.batches(tf.data.Dataset.from_tensor_slices(train), 10, seed, augment)
-    stop = emoji_cnn.StopAtAccuracy(0.999)
-    model.fit(data, epochs=15, verbose=0, callbacks=[stop])
+    architecture, recipe = architectures()[arch], TrainingConfig()
+    model = architecture.build_model(2, architecture.DEFAULT_LEARNING_RATE)
+    data = trainer_module.batches(tf.data.Dataset.from_tensor_slices(train), recipe.batch_size, seed, augment)
+    stop = common.StopAtAccuracy(recipe.threshold)
+    model.fit(data, epochs=recipe.epochs, verbose=0, callbacks=[stop])
     epochs.append(stop.stopped_epoch)
     scores = {}
     for name, (tx, ty) in tests.items():
@@ -109,9 +98,9 @@ def main() -> None:
                         help="generated faces the leave-one-vendor-out models train on, repeatable "
                         "(default: the classic 80 and the wide 200, as the default run)")
     parser.add_argument("--lovo-only", action="store_true", help="skip the generator-only table")
-    parser.add_argument("--arch", choices=("reference", "lite0", "residual"), default=TrainingConfig().architecture,
-                        help="the model: one of the Trainer's (the reference CNN, EfficientNet-Lite0) or the "
-                        "residual experiment (default: the Trainer's, %(default)s)")
+    parser.add_argument("--arch", choices=list(architectures()), default=TrainingConfig().architecture,
+                        help="the model: one of the Trainer's (components/trainer/models/) or the residual "
+                        "experiment (benchmarks/residual_cnn.py) (default: the Trainer's, %(default)s)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     folders = args.generated or list(emoji_faces.TRAINING_DIRS)

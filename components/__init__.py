@@ -21,6 +21,8 @@ def code_version(files, root: Path) -> str:
 
 
 def trainer_code_version() -> str:
-    """A hash of every .py of the Trainer's package and of the contract. It goes
-    into the Trainer's custom_config, so editing the code re-runs a cached Trainer."""
-    return code_version([*TRAINER_DIR.glob("*.py"), CONTRACT_FILE], TRAINER_DIR.parents[1])
+    """A hash of every .py of the Trainer's package, its sub-packages included, and
+    of the contract. It goes into the Trainer's custom_config, so editing the code
+    re-runs a cached Trainer."""
+    files = [path for path in TRAINER_DIR.rglob("*.py") if "__pycache__" not in path.parts]
+    return code_version([*files, CONTRACT_FILE], TRAINER_DIR.parents[1])

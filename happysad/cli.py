@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from happysad import contract
-from happysad.components.trainer.training_config import ARCHITECTURES
+from happysad.components.trainer import models
 from happysad.pipeline import configs, local_runner, run_lock  # light: no TensorFlow at import
 
 EXIT_FAILED = 1
@@ -435,12 +435,13 @@ def add_run_parser(sub) -> None:
     run.add_argument("--threshold", type=float, default=defaults.threshold,
                      help="stop when training accuracy reaches this (default: %(default)s)")
     run.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: %(default)s)")
-    run.add_argument("--arch", choices=ARCHITECTURES, default=defaults.architecture,
-                     help="the model: EfficientNet-Lite0 pretrained on ImageNet (reads unseen vendors' art best), "
-                     "or the seed's reference CNN (a quarter less time a cold run, 2-3x faster serving; README) "
-                     "(default: %(default)s)")
+    architectures = "; ".join(f"{name}, {module.DESCRIPTION}" for name, module in models.ARCHITECTURES.items())
+    run.add_argument("--arch", choices=list(models.ARCHITECTURES), default=defaults.architecture,
+                     help="the model (default: %(default)s; components/README.md compares them): "
+                     + architectures.replace("%", "%%"))
+    rates = ", ".join(f"{module.DEFAULT_LEARNING_RATE:g} {name}" for name, module in models.ARCHITECTURES.items())
     run.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                     help="Adam learning rate (default: the architecture's, 1e-3 reference, 1e-4 lite0)")
+                     help=f"Adam learning rate (default: the architecture's, {rates})")
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=defaults.augment,
                      help="random flips/rotation/zoom/contrast on the training split (default: on; see the "
                      "README's transfer table)")

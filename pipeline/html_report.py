@@ -11,6 +11,7 @@ import base64
 import html
 from pathlib import Path
 
+from happysad.components.trainer import models
 from happysad.pipeline import run_record, run_summary
 
 SAMPLES_PER_CLASS = 8  # sample images shown per class (run_record.read_samples reads them)
@@ -137,7 +138,7 @@ def _training(s) -> str:
     t = s.training
     out = ["<h2>Training</h2>", _table(["model", "epochs run", "threshold epoch", "final accuracy",
                                         "final eval accuracy"],
-                                       [(t.get("architecture", "reference"), t["epochs_run"], t["threshold_epoch"],
+                                       [(models.trained_architecture(t), t["epochs_run"], t["threshold_epoch"],
                                          f"{t['final_accuracy']:.4f}", f"{t['final_val_accuracy']:.4f}")],
                                        {1, 2, 3, 4})]
     if s.training_curves_png:

@@ -16,21 +16,13 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from happysad.components.trainer import models
 from happysad.pipeline import configs, run_record, run_summary
 
 CARD_FILES = ("model_card.md", "model_card.html")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # A source under this accuracy is named among the known limits.
 WEAK_SOURCE = 0.95
-# Each Trainer architecture in one sentence, up to its head (training_summary's "architecture";
-# summaries from before it existed trained the reference).
-ARCHITECTURES = {
-    "lite0": "EfficientNet-Lite0 pretrained on ImageNet (Google's checkpoint, Apache-2.0), fine-tuned with its "
-             "BatchNorm statistics frozen: inputs scaled to (x - 127) / 128, 16 inverted-residual blocks, "
-             "global average pooling, dropout 0.2",
-    "reference": "the reference CNN: Rescaling(1/255), three Conv2D + MaxPooling blocks (16, 32, 64 filters), "
-                 "Dense 128",
-}
 
 
 @dataclasses.dataclass
@@ -42,7 +34,7 @@ class Card:
     written: str
     run_id: str
     class_names: list
-    architecture: str  # ARCHITECTURES' sentence
+    architecture: str  # the architecture's one sentence, up to its head (models.description)
     sources: list  # {name, held_out, train: {class: n}, eval: {class: n}}
     validation: list  # (validator, verdict)
     training: Optional[dict]
@@ -91,7 +83,7 @@ def build(summary: run_record.RunRecord, ingest_report: Optional[dict], gate: co
         model_name=configs.MODEL_NAME, version=str(summary.pushed_version or ""),
         written=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         run_id=summary.run_id, class_names=list(training.get("class_names") or []),
-        architecture=ARCHITECTURES[training.get("architecture", "reference")],
+        architecture=models.description(models.trained_architecture(training)),
         sources=sources, validation=validation, training=summary.training, curves_png=curves,
         metrics=summary.metrics, class_metrics=summary.class_metrics, source_rows=rows,
         gate={"accuracy at least": gate.min_accuracy, "AUC at least (two classes)": gate.min_auc,

@@ -4,6 +4,7 @@ run_record.inspect_run()); html_report.py draws the same Inspection.
 """
 from __future__ import annotations
 
+from happysad.components.trainer import models
 from happysad.pipeline import run_summary, schema
 from happysad.pipeline.run_record import Inspection
 
@@ -46,7 +47,9 @@ def format_inspection(inspection: Inspection) -> str:
     lines.append("model:")
     lines.extend("  " + line for line in run_summary.format_spans(s))
     if s.training:
-        lines.append(f"  {s.training.get('architecture', 'reference')}, trained {s.training['epochs_run']} epochs; "
+        architecture = models.trained_architecture(s.training)
+        lines.append(f"  {architecture} ({models.description(architecture)}), "
+                     f"trained {s.training['epochs_run']} epochs; "
                      f"threshold epoch {s.training['threshold_epoch']}")
     if s.metrics:
         lines.append("  eval metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(s.metrics.items())))

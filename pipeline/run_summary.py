@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from happysad.components.trainer import models
 from happysad.pipeline.run_record import RunRecord
 
 # On a one-class slice only these mean anything (AUC, precision, recall do not).
@@ -121,7 +122,7 @@ def format_summary(summary: RunRecord) -> str:
         hit = (f"reached {t['threshold']} at epoch {t['threshold_epoch']}" if t["threshold_epoch"]
                else f"did NOT reach {t['threshold']} in {t['epochs_run']} epochs")
         lines.append(f"training: {hit}; final accuracy {t['final_accuracy']:.4f}, "
-                     f"eval accuracy {t['final_val_accuracy']:.4f}; model {t.get('architecture', 'reference')}")
+                     f"eval accuracy {t['final_val_accuracy']:.4f}; model {models.trained_architecture(t)}")
     if summary.training_curves:
         lines.append(f"  curves: {summary.training_curves}")
     if summary.metrics:

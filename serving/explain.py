@@ -35,7 +35,7 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     import tensorflow as tf
 
     from happysad import contract
-    from happysad.components.trainer import image_decoding
+    from happysad.components.trainer import image_decoding, models
 
     served = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
     class_index = int(served[contract.CLASS_INDEX_OUTPUT].numpy()[0])
@@ -46,21 +46,19 @@ def explain(model_dir: str, image_bytes: bytes) -> Explanation:
     model = keras.models.load_model(keras_path)
     size = image_decoding.IMAGE_SIZE
     head = model.layers[-1]  # Dense: the class scores, then sigmoid or softmax
+    # Its architecture, found by the model's name, says which convolutions to show.
+    convs = _shown(models.of_keras_model(model).explained_convolutions(model))
     if isinstance(model, keras.Sequential):
-        # A loaded Sequential has no symbolic outputs: rewire its layers into a
-        # model that also returns every convolution's activations.
+        # A loaded Sequential's layer outputs lie on more than one graph (gradients do not
+        # flow between them): rewire its layers into one graph.
         x = inputs = keras.Input(shape=(size, size, image_decoding.CHANNELS))
-        convs, conv_outputs = [], []
+        outputs = {}
         for layer in model.layers[:-1]:
-            x = layer(x)
-            if isinstance(layer, keras.layers.Conv2D):
-                convs.append(layer)
-                conv_outputs.append(x)
-    else:  # a functional model (lite0): its graph already names every layer's output
+            x = outputs[layer.name] = layer(x)
+        conv_outputs = [outputs[layer.name] for layer in convs]
+    else:  # a functional model's graph already names every layer's output
         inputs, x = model.inputs, head.input
-        convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
         conv_outputs = [layer.output for layer in convs]
-    convs, conv_outputs = _shown(convs), _shown(conv_outputs)
     probe = keras.Model(inputs, conv_outputs + [x])
     pixels = image_decoding.decode_image(tf.constant(image_bytes))[tf.newaxis]
     with tf.GradientTape(persistent=True) as tape:

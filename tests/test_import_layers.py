@@ -32,9 +32,10 @@ ALLOWED = {
     "scripts": ANYTHING,
     "tests": ANYTHING,
 }
-# What serving may use of components: the session loader, the decoder, the TFLite model.
+# What serving may use of components: the session loader, the decoder, the TFLite model, and
+# the registry of architectures (explain asks a model's architecture which convolutions to show).
 SERVING_USES_OF_COMPONENTS = {"happysad.components.saved_model_bundle", "happysad.components.trainer.image_decoding",
-                              "happysad.components.trainer.tflite_model"}
+                              "happysad.components.trainer.tflite_model", "happysad.components.trainer.models"}
 
 
 def layer_of_file(path: Path) -> str:

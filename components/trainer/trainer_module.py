@@ -1,5 +1,5 @@
-"""TFX Trainer entry point: run_fn trains the reference CNN (or EfficientNet-Lite0) and exports it
-(SavedModel, and TFLite beside it).
+"""TFX Trainer entry point: run_fn trains the architecture its config names (models.ARCHITECTURES)
+and exports it (SavedModel, and TFLite beside it).
 
 custom_config (set by pipeline/pipeline.py): a TrainingConfig's fields, the
 sorted class_names and the code_version.
@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from happysad import contract
-from happysad.components.trainer import (efficientnet_lite0, emoji_cnn, image_decoding, serving_signatures, tflite_model,
-                                         training_report)
+from happysad.components.trainer import image_decoding, models, serving_signatures, tflite_model, training_report
+from happysad.components.trainer.models import common
 from happysad.components.trainer.training_config import TrainingConfig
 
 
@@ -24,9 +24,9 @@ from happysad.components.trainer.training_config import TrainingConfig
 # the default run's 357 so its order (and model) is the same as ever.
 SHUFFLE_BUFFER = 10_000
 # A split whose decoded pixels fit in this is decoded once and kept (the default
-# run's 357 faces are 96 MB): every later epoch runs at the plain-Keras floor.
-# A larger one keeps its encoded bytes (~10 KB a face, not 270 KB) and decodes
-# every epoch, so memory grows by ~10 MB per 1,000 faces and 100,000 fit here.
+# run's do): every later epoch runs at the plain-Keras floor. A larger one keeps
+# its encoded bytes, a small fraction of the pixels, and decodes every epoch, so
+# memory grows with the encoded data (benchmarks/RESULTS.md, Figures from code comments).
 DECODED_CACHE_BYTES = 256 * 2**20
 _DECODED_IMAGE_BYTES = contract.IMAGE_SIZE * contract.IMAGE_SIZE * image_decoding.CHANNELS * 4  # float32
 
@@ -58,7 +58,7 @@ def _decoded(ds):
 def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
     """(image, label) pairs -> the batches training sees: reshuffled every
     epoch, decoded (decode: the images are encoded bytes; else pixels) and
-    (with augment) varied by emoji_cnn.augment, both seeded by shuffle_seed.
+    (with augment) varied by common.augment, both seeded by shuffle_seed.
     The transfer benchmark trains through this too."""
     if shuffle_seed is not None:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -68,25 +68,23 @@ def batches(ds, batch_size, shuffle_seed=None, augment=False, decode=False):
     if augment:
         keys = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, keys)).map(
-            lambda batch, key: (emoji_cnn.augment(batch[0], key), batch[1]),
+            lambda batch, key: (common.augment(batch[0], key), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNING)
 
 
-# tf.data's autotuning made every second epoch or so wait about 1 s before its
-# first batch (the last epoch's iterator winding down): 5-7 s of the default
-# run's 8 epochs. Without it AUTOTUNE falls back to fixed defaults, and the
-# batches (so the trained weights) are the same (README, Performance).
+# tf.data's autotuning made many epochs wait before their first batch (the last
+# epoch's iterator winding down). Without it AUTOTUNE falls back to fixed
+# defaults, and the batches (so the trained weights) are the same
+# (benchmarks/RESULTS.md, Figures from code comments).
 _NO_AUTOTUNING = tf.data.Options()
 _NO_AUTOTUNING.autotune.enabled = False
 
 
 def build_model(training: TrainingConfig, num_classes: int) -> keras.Model:
-    """The compiled model training.architecture names, at its learning rate."""
-    if training.architecture == "lite0":
-        return efficientnet_lite0.build_model(training.learning_rate or efficientnet_lite0.DEFAULT_LEARNING_RATE,
-                                              num_classes)
-    return emoji_cnn.build_model(training.learning_rate or emoji_cnn.DEFAULT_LEARNING_RATE, num_classes)
+    """The compiled model training.architecture names, at training's learning rate or the architecture's own."""
+    architecture = models.get(training.architecture)
+    return architecture.build_model(num_classes, training.learning_rate or architecture.DEFAULT_LEARNING_RATE)
 
 
 WARMUP_REQUESTS = 4  # real eval faces replayed by TF Serving at load
@@ -130,7 +128,7 @@ def train(training: TrainingConfig, num_classes: int, train_files, eval_files, c
                              augment=training.augment)
     evaluation = _dataset(eval_files, training.batch_size, label_dtype=label_dtype)
     model = build_model(training, num_classes)
-    stop = emoji_cnn.StopAtAccuracy(training.threshold)
+    stop = common.StopAtAccuracy(training.threshold)
     timer = training_report.EpochTimer()
     history = model.fit(train_batches, validation_data=evaluation, epochs=training.epochs,
                         callbacks=[stop, timer, *callbacks], verbose=2)

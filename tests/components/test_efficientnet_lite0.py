@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from happysad.components.saved_model_bundle import SavedModelBundle
-from happysad.components.trainer import efficientnet_lite0, image_decoding, serving_signatures, torch_weights
+from happysad.components.trainer import image_decoding, serving_signatures
+from happysad.components.trainer.models import efficientnet_lite0, torch_weights
 from happysad.data import emoji_faces
 from helpers import removed_unless_failed, saved_model_cli_run
 

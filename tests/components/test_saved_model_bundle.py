@@ -7,7 +7,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from happysad.components.saved_model_bundle import SavedModelBundle
-from happysad.components.trainer import emoji_cnn, serving_signatures
+from happysad.components.trainer import serving_signatures
+from happysad.components.trainer.models import reference_cnn
 from happysad.data import emoji_faces
 from helpers import removed_unless_failed
 
@@ -19,7 +20,7 @@ def export_dir(tmp_path_factory, request):
     tf.keras.utils.set_random_seed(4)
     with removed_unless_failed(request.session, tmp_path_factory.mktemp("bundle")) as base:
         path = str(base / "1")
-        serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], path, warmup_images=FACES)
+        serving_signatures.export(reference_cnn.build_model(), ["happy", "sad"], path, warmup_images=FACES)
         yield path
 
 
@@ -57,7 +58,7 @@ def test_warm_up_replays_every_request_and_makes_the_first_user_request_fast(exp
 
 def test_a_model_without_a_warmup_file_replays_nothing(tmp_path):
     tf.keras.utils.set_random_seed(4)
-    serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], str(tmp_path / "1"))
+    serving_signatures.export(reference_cnn.build_model(), ["happy", "sad"], str(tmp_path / "1"))
     assert SavedModelBundle(str(tmp_path / "1")).warm_up() == 0
 
 

@@ -6,7 +6,8 @@ from tfx.utils import import_utils
 
 from happysad.components import serving_check
 from happysad import contract
-from happysad.components.trainer import emoji_cnn, serving_signatures
+from happysad.components.trainer import serving_signatures
+from happysad.components.trainer.models import reference_cnn
 from happysad.data import emoji_faces
 from happysad.pipeline import configs
 from happysad.serving import loopback_check
@@ -26,7 +27,7 @@ def _check(path, over_server=False, **kwargs) -> dict:
 @pytest.fixture(scope="module")
 def model():
     tf.keras.utils.set_random_seed(5)
-    return emoji_cnn.build_model()
+    return reference_cnn.build_model()
 
 
 def test_the_projects_export_passes(model, tmp_path):

@@ -7,7 +7,8 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.python.tools import saved_model_utils
 
-from happysad.components.trainer import emoji_cnn, serving_signatures
+from happysad.components.trainer import serving_signatures
+from happysad.components.trainer.models import reference_cnn
 from helpers import example, removed_unless_failed, saved_model_cli_run
 
 
@@ -16,7 +17,7 @@ def export_dir(tmp_path_factory, request):
     tf.keras.utils.set_random_seed(3)
     with removed_unless_failed(request.session, tmp_path_factory.mktemp("export")) as base:
         path = str(base / "1")
-        serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], path)
+        serving_signatures.export(reference_cnn.build_model(), ["happy", "sad"], path)
         yield path
 
 

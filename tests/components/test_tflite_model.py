@@ -9,7 +9,8 @@ from PIL import Image
 
 from happysad.components.saved_model_bundle import SavedModelBundle
 from happysad import contract
-from happysad.components.trainer import emoji_cnn, image_decoding, serving_signatures, tflite_model
+from happysad.components.trainer import image_decoding, serving_signatures, tflite_model
+from happysad.components.trainer.models import reference_cnn
 from happysad.data import emoji_faces
 from helpers import REPO, removed_unless_failed
 
@@ -85,7 +86,7 @@ def test_preprocess_refuses_what_is_not_an_image_a_truncated_one_and_a_decompres
 def exported(tmp_path_factory, request):
     """A random-weights CNN exported as the Trainer does: the SavedModel, then TFLite beside it."""
     tf.keras.utils.set_random_seed(2)
-    model = emoji_cnn.build_model()
+    model = reference_cnn.build_model()
     with removed_unless_failed(request.session, tmp_path_factory.mktemp("tflite")) as base:
         path = base / "1"
         serving_signatures.export(model, ["happy", "sad"], str(path))

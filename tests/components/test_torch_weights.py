@@ -1,4 +1,4 @@
-"""The torch-free reader of legacy .pth files (components/trainer/torch_weights.py) as an attacker's
+"""The torch-free reader of legacy .pth files (components/trainer/models/torch_weights.py) as an attacker's
 file sees it: no pickle in the file may run code, no number in it may read outside a storage or make
 the reader allocate more than the file holds, and the pinned weights are refused when their bytes
 differ. Every refusal is a ValueError or pickle.UnpicklingError naming the file."""
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from happysad.components.trainer import torch_weights
+from happysad.components.trainer.models import torch_weights
 
 REFUSED = (ValueError, pickle.UnpicklingError)
 
@@ -316,7 +316,7 @@ def test_a_matching_digest_reads_and_a_malformed_one_is_a_caller_error(tmp_path)
 
 
 def test_the_pin_is_the_installed_file_s_digest_and_a_tampered_copy_fails_to_build(tmp_path, monkeypatch):
-    from happysad.components.trainer import efficientnet_lite0
+    from happysad.components.trainer.models import efficientnet_lite0
 
     data = installed_weights().read_bytes()
     assert hashlib.sha256(data).hexdigest() == efficientnet_lite0.WEIGHTS_SHA256

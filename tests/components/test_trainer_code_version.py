@@ -4,7 +4,7 @@ import shutil
 from happysad import components
 
 
-def test_the_code_version_follows_every_file_of_the_trainer_package_and_the_contract(tmp_path, monkeypatch):
+def test_the_code_version_follows_every_file_of_the_trainer_package_its_subpackages_and_the_contract(tmp_path, monkeypatch):
     copy, contract = tmp_path / "components" / "trainer", tmp_path / "happysad" / "contract.py"  # the repo's layout
     shutil.copytree(components.TRAINER_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     contract.parent.mkdir()
@@ -14,12 +14,23 @@ def test_the_code_version_follows_every_file_of_the_trainer_package_and_the_cont
     before = components.trainer_code_version()
     assert before == components.trainer_code_version()  # stable: a cached run stays cached
     versions = [before]
-    for edit in (copy / "emoji_cnn.py", contract):  # the model's code, and the contract it reads
+    for edit in (copy / "models" / "reference_cnn.py", contract):  # the model's code, and the contract it reads
         edit.write_text(edit.read_text() + "\n# a change\n")
         versions.append(components.trainer_code_version())
     (copy / "helpers.py").write_text("X = 1\n")  # a new module counts too
     versions.append(components.trainer_code_version())
-    assert len(set(versions)) == 4, versions
+    subpackage = copy / "models"
+    subpackage.mkdir(exist_ok=True)
+    edit = subpackage / "some_model.py"  # a module in a sub-package, new, then edited
+    edit.write_text("X = 1\n")
+    versions.append(components.trainer_code_version())
+    edit.write_text("X = 2\n")
+    versions.append(components.trainer_code_version())
+    cache = subpackage / "__pycache__"  # compiled leftovers are not code
+    cache.mkdir()
+    (cache / "stray.py").write_text("X = 3\n")
+    assert components.trainer_code_version() == versions[-1]
+    assert len(set(versions)) == 6, versions
 
 
 def test_the_run_fn_is_importable_from_the_installed_package():

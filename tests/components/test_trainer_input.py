@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from happysad.components.trainer import emoji_cnn, image_decoding, trainer_module
+from happysad.components.trainer import image_decoding, trainer_module
+from happysad.components.trainer.models import reference_cnn
 from happysad.data import emoji_faces
 
 from helpers import example
@@ -80,7 +81,7 @@ def test_epochs_start_without_waiting_on_the_last_epochs_input(tmp_path):
     train = trainer_module._dataset([str(tmp_path / "train.tfrecord.gz")], 10, shuffle_seed=1, augment=True)
     evaluation = trainer_module._dataset([str(tmp_path / "eval.tfrecord.gz")], 10)
     gaps = _EpochStartGaps()
-    emoji_cnn.build_model().fit(train, validation_data=evaluation, epochs=7, callbacks=[gaps], verbose=0)
+    reference_cnn.build_model().fit(train, validation_data=evaluation, epochs=7, callbacks=[gaps], verbose=0)
     later = gaps.gaps[1:]  # the first epoch traces the step and fills the cache
     print("seconds before each epoch's first batch:", [round(g, 3) for g in gaps.gaps])
     assert max(later) < 0.25, f"an epoch waited {max(later):.2f} s for its first batch"

@@ -17,7 +17,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 
 from happysad.components.serving_check import ServingCheck
-from happysad.components.trainer import emoji_cnn, serving_signatures
+from happysad.components.trainer import serving_signatures
+from happysad.components.trainer.models import reference_cnn
 from happysad.data import emoji_faces
 from happysad.pipeline import configs, metadata, run_inspection, run_record, run_summary
 from helpers import example, export_the_old_way
@@ -39,7 +40,7 @@ def _run(tmp_path, export) -> tuple:
     """Runs the small pipeline on a model written by `export(model, dir)`.
     Returns (run summary, inspection, serving dir)."""
     tf.keras.utils.set_random_seed(3)
-    export(emoji_cnn.build_model(), str(tmp_path / "model" / "Format-Serving"))
+    export(reference_cnn.build_model(), str(tmp_path / "model" / "Format-Serving"))
     model = Importer(source_uri=str(tmp_path / "model"), artifact_type=standard_artifacts.Model).with_id("model")
     examples = Importer(source_uri=_examples_dir(tmp_path / "examples"), artifact_type=standard_artifacts.Examples,
                         properties={"split_names": json.dumps(["eval"])}).with_id("examples")

@@ -19,13 +19,14 @@ def export_version(base: Path, version: int, seed: int) -> Path:
     written in place - not atomically, as TFX's Pusher copies a version."""
     import tensorflow as tf
 
-    from happysad.components.trainer import emoji_cnn, serving_signatures
+    from happysad.components.trainer import serving_signatures
+    from happysad.components.trainer.models import reference_cnn
     from happysad.data import emoji_faces
 
     tf.keras.utils.set_random_seed(seed)
     path = base / str(version)
     warmup = [(emoji_faces.DEFAULT_DIR / c / f"{c}_000.png").read_bytes() for c in ("happy", "sad")]
-    serving_signatures.export(emoji_cnn.build_model(), ["happy", "sad"], str(path), warmup_images=warmup)
+    serving_signatures.export(reference_cnn.build_model(), ["happy", "sad"], str(path), warmup_images=warmup)
     return path
 
 

@@ -2,7 +2,8 @@
 import numpy as np
 import tensorflow as tf
 
-from happysad.components.trainer import emoji_cnn, serving_signatures
+from happysad.components.trainer import serving_signatures
+from happysad.components.trainer.models import reference_cnn
 from happysad.data import emoji_faces
 from happysad.serving import explain
 
@@ -11,7 +12,7 @@ def test_a_saturated_sigmoid_still_gets_a_saliency_map(tmp_path):
     """A head whose sigmoid rounds to exactly 1.0 (as a long-trained reference CNN's did on some
     faces): the probability's gradient is 0 there, and the saliency map was NaN."""
     tf.keras.utils.set_random_seed(5)
-    model = emoji_cnn.build_model()
+    model = reference_cnn.build_model()
     kernel, _ = model.layers[-1].get_weights()
     model.layers[-1].set_weights([kernel, np.array([200.0], np.float32)])  # P(sad) = 1.0 in float32
     serving_signatures.export(model, ["happy", "sad"], str(tmp_path / "1"))

@@ -1,4 +1,5 @@
-"""The reference CNN, the training augmentation and the accuracy-threshold stop callback."""
+"""What every architecture shares: the classifier head, its compilation, the training
+augmentation and the accuracy-threshold stop callback."""
 import math
 
 import keras
@@ -6,39 +7,12 @@ import tensorflow as tf
 
 from happysad.components.trainer import image_decoding
 
-# (layer type, defining settings) of the reference notebook's model, in order.
-# Rescaling comes first because pixels are rescaled inside the model, so the
-# serving signature takes raw 0..255 pixels and no client has to rescale.
-REFERENCE_LAYERS = [
-    ("Rescaling", {"scale": 1.0 / 255}),
-    ("Conv2D", {"filters": 16, "kernel_size": (3, 3), "activation": "relu"}),
-    ("MaxPooling2D", {"pool_size": (2, 2)}),
-    ("Conv2D", {"filters": 32, "kernel_size": (3, 3), "activation": "relu"}),
-    ("MaxPooling2D", {"pool_size": (2, 2)}),
-    ("Conv2D", {"filters": 64, "kernel_size": (3, 3), "activation": "relu"}),
-    ("MaxPooling2D", {"pool_size": (2, 2)}),
-    ("Flatten", {}),
-    ("Dense", {"units": 128, "activation": "relu"}),
-    ("Dense", {"units": 1, "activation": "sigmoid"}),
-]
 
-
-DEFAULT_LEARNING_RATE = 1e-3
-
-
-def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2) -> keras.Model:
-    """Input(150,150,3) of 0..255 pixels, compiled.
-
-    Two classes: the reference head, P(class index 1) from one sigmoid unit with
-    binary cross-entropy. Three or more: one softmax unit per class with sparse
-    categorical cross-entropy (integer labels)."""
+def pixels_input() -> keras.KerasTensor:
+    """Every model's input: [N, 150, 150, 3] pixels, 0..255 (each model scales them itself,
+    so serving clients send raw images)."""
     size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
-    layers = [keras.Input(shape=(size, size, channels), name="pixels")]
-    for kind, settings in REFERENCE_LAYERS[:-1]:
-        layers.append(getattr(keras.layers, kind)(**settings))
-    layers.append(classifier_head(num_classes))
-    return compile_classifier(keras.Sequential(layers, name="happysad_cnn"), learning_rate, num_classes)
-
+    return keras.Input(shape=(size, size, channels), name="pixels")
 
 def classifier_head(num_classes: int, name: str = None) -> keras.layers.Dense:
     """One sigmoid unit, P(class index 1), for two classes; one softmax unit per class for more."""
@@ -61,8 +35,8 @@ def compile_classifier(model: keras.Model, learning_rate: float, num_classes: in
 
 # Augmentation bounds, per image, besides a horizontal flip: rotation up to
 # +-7.2 degrees, zoom 5%, contrast 10%. Twice these (as Keras's RandomRotation(0.04),
-# RandomZoom(0.1), RandomContrast(0.2) had) transferred a little better but kept 2
-# seeds in 6 from 0.999 training accuracy before epoch 15 (README).
+# RandomZoom(0.1), RandomContrast(0.2) had) transferred a little better but kept
+# some seeds from the stop threshold within the epoch cap (data/README.md).
 MAX_ROTATION = 0.02 * 2 * math.pi
 MAX_ZOOM = 0.05
 MAX_CONTRAST = 0.1
@@ -74,7 +48,7 @@ def augment(images, key):
     pixels. key: an int64 [2] seed; the same key gives the same batch.
 
     Applied in the Trainer's tf.data map to the training split only: the
-    exported model stays the reference CNN and serving never sees it. Every
+    exported model is the architecture alone and serving never sees it. Every
     change keeps the expression readable (a mirrored smile is still a smile).
     One warp instead of Keras's three layers: cheaper per epoch."""
     shape = tf.shape(images)
@@ -99,9 +73,9 @@ def augment(images, key):
 
 class StopAtAccuracy(keras.callbacks.Callback):
     """Stops training at the end of the first epoch whose training accuracy
-    reaches `threshold` (the reference notebook's 99.9% callback)."""
+    reaches `threshold` (TrainingConfig.threshold; the seed notebook's callback)."""
 
-    def __init__(self, threshold: float = 0.999):
+    def __init__(self, threshold: float):
         super().__init__()
         self.threshold = threshold
         self.stopped_epoch = None  # 1-based epoch at which the threshold was reached

@@ -1,8 +1,8 @@
 """EfficientNet-Lite0, pretrained on ImageNet, with a happy/sad head: the Trainer's `lite0` architecture.
 
-Why: the reference CNN, trained on generated faces, reads some real vendor
-styles it never saw at 0.93; ImageNet features carry to every style measured
-(README, "How far that carries to real emoji art"). Lite0 is EfficientNet-B0
+Why: the reference CNN, trained on generated faces, misreads some real vendor
+styles it never saw; ImageNet features carry to every style tried (figures in
+components/README.md, "A pretrained model"). Lite0 is EfficientNet-B0
 made for mobile: ReLU6, no squeeze-and-excitation, fixed stem and head, so it
 exports to TF Serving and TFLite with only stock ops.
 
@@ -13,10 +13,16 @@ padding as TensorFlow's, BatchNorm epsilon 1e-3, inputs scaled to (x - 127) / 12
 
 Fine-tuning keeps every BatchNorm layer frozen (moving statistics from
 ImageNet): with batches of 10 faces, updating them made training unstable.
-"""
-import keras
 
-from happysad.components.trainer import emoji_cnn, image_decoding, torch_weights
+Light to import (no Keras until a model is built): the registry imports it on every CLI command.
+"""
+from happysad.components.trainer.models import torch_weights
+
+DESCRIPTION = ("EfficientNet-Lite0 pretrained on ImageNet (Google's checkpoint, Apache-2.0), fine-tuned with its "
+               "BatchNorm statistics frozen: inputs scaled to (x - 127) / 128, 16 inverted-residual blocks, "
+               "global average pooling, dropout 0.2")
+DEFAULT_LEARNING_RATE = 1e-4  # fine-tuning: the reference CNN's 1e-3 overwrites what ImageNet taught
+KERAS_NAME = "happysad_lite0"
 
 # (kernel, stride, expansion, output channels) of each of the 16 inverted-residual blocks.
 BLOCKS = ([(3, 1, 1, 16)] + [(3, 2, 6, 24), (3, 1, 6, 24)] + [(5, 2, 6, 40), (5, 1, 6, 40)]
@@ -25,7 +31,6 @@ BLOCKS = ([(3, 1, 1, 16)] + [(3, 2, 6, 24), (3, 1, 6, 24)] + [(5, 2, 6, 40), (5,
 STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
 BN_EPSILON = 1e-3
 DROPOUT = 0.2  # before the new head, as the original classifier had
-DEFAULT_LEARNING_RATE = 1e-4  # fine-tuning: 1e-3 (the reference's) overwrites what ImageNet taught
 
 
 def weights_path() -> str:
@@ -45,6 +50,8 @@ def _name(torch_prefix: str) -> str:
 
 
 def _conv_bn(x, channels, kernel, stride, prefix, conv, bn, depthwise=False, activation=True):
+    import keras
+
     if depthwise:
         x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
                                          name=_name(f"{prefix}{conv}"))(x)
@@ -55,15 +62,17 @@ def _conv_bn(x, channels, kernel, stride, prefix, conv, bn, depthwise=False, act
     return keras.layers.ReLU(6.0)(x) if activation else x
 
 
-def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int = 2, weights: str = None,
-                weights_sha256: str = None) -> keras.Model:
-    """Input(150,150,3) of 0..255 pixels -> P(class index 1) (two classes) or
-    class probabilities, compiled like the reference CNN. weights: a .pth file,
-    default the installed package's, checked against WEIGHTS_SHA256; its 1000-class
-    ImageNet classifier is dropped. weights_sha256: a given file's own digest, or
-    None to load it unpinned."""
-    size, channels = image_decoding.IMAGE_SIZE, image_decoding.CHANNELS
-    inputs = keras.Input(shape=(size, size, channels), name="pixels")
+def build_model(num_classes: int = 2, learning_rate: float = DEFAULT_LEARNING_RATE, *, weights: str = None,
+                weights_sha256: str = None):
+    """A compiled keras.Model: Input(150,150,3) of 0..255 pixels -> P(class index 1)
+    (two classes) or class probabilities. weights: a .pth file, default the installed
+    package's, checked against WEIGHTS_SHA256; its 1000-class ImageNet classifier is
+    dropped. weights_sha256: a given file's own digest, or None to load it unpinned."""
+    import keras
+
+    from happysad.components.trainer.models import common
+
+    inputs = common.pixels_input()
     x = keras.layers.Rescaling(1 / 128, offset=-127 / 128)(inputs)
     x = _conv_bn(x, STEM_CHANNELS, 3, 2, "", "_conv_stem", "_bn0")
     in_channels = STEM_CHANNELS
@@ -80,21 +89,23 @@ def build_model(learning_rate: float = DEFAULT_LEARNING_RATE, num_classes: int =
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(DROPOUT)(x)
     # The head is made here, after the backbone: made earlier, it shifts Keras' random initialisation.
-    outputs = emoji_cnn.classifier_head(num_classes, name="head")(x)  # raises for fewer than 2 classes
-    model = keras.Model(inputs, outputs, name="happysad_lite0")
+    outputs = common.classifier_head(num_classes, name="head")(x)  # raises for fewer than 2 classes
+    model = keras.Model(inputs, outputs, name=KERAS_NAME)
     if not weights:
         weights, weights_sha256 = weights_path(), WEIGHTS_SHA256
     load_pretrained(model, weights, sha256=weights_sha256)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # Keras 3: a frozen BatchNormalization also runs in inference mode
-    return emoji_cnn.compile_classifier(model, learning_rate, num_classes)
+    return common.compile_classifier(model, learning_rate, num_classes)
 
 
-def load_pretrained(model: keras.Model, path: str, *, sha256: str) -> None:
-    """Sets every convolution and BatchNorm layer of `model` from the state_dict
-    at `path`, whose SHA-256 must be `sha256` (None: unchecked). Raises if a layer
-    finds no weights or a shape differs, so a changed file cannot load half a network."""
+def load_pretrained(model, path: str, *, sha256: str) -> None:
+    """Sets every convolution and BatchNorm layer of the keras.Model `model` from the
+    state_dict at `path`, whose SHA-256 must be `sha256` (None: unchecked). Raises if a
+    layer finds no weights or a shape differs, so a changed file cannot load half a network."""
+    import keras
+
     state = torch_weights.load_state_dict(path, sha256=sha256)
     prefixes = {_name(k[: -len(".weight")]): k[: -len(".weight")] for k in state if k.endswith(".weight")}
     for layer in model.layers:
@@ -115,3 +126,10 @@ def load_pretrained(model: keras.Model, path: str, *, sha256: str) -> None:
             raise ValueError(f"{path}: {torch_prefix} has shapes {[v.shape for v in values]}, "
                              f"layer {layer.name} wants {expected}")
         layer.set_weights(values)
+
+
+def explained_convolutions(model) -> list:
+    """Its plain convolutions (stem, expansions, projections, head; not the depthwise ones), in order."""
+    import keras
+
+    return [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
