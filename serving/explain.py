@@ -30,62 +30,80 @@ class Explanation:
     activations: list  # [(layer name, [h, w, channels] array)]
 
 
+class Explainer:
+    """One model's explanations: the SavedModel's serving signature, the Keras
+    model and the probe over its convolutions are loaded once, for any number of images."""
+
+    def __init__(self, model_dir: str):
+        import keras
+        import tensorflow as tf
+
+        from happysad import contract
+        from happysad.components.trainer import image_decoding, models
+
+        self._serve = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE]
+        keras_path = os.path.join(model_dir, "assets.extra", "model.keras")
+        if not os.path.exists(keras_path):
+            raise FileNotFoundError(f"{keras_path} is missing: this model was exported before `explain` existed; "
+                                    "push a new one with `make run`")
+        model = keras.models.load_model(keras_path)
+        size = image_decoding.IMAGE_SIZE
+        self._head = model.layers[-1]  # Dense: the class scores, then sigmoid or softmax
+        # Its architecture, found by the model's name, says which convolutions to show.
+        self._convs = _shown(models.of_keras_model(model).explained_convolutions(model))
+        if isinstance(model, keras.Sequential):
+            # A loaded Sequential's layer outputs lie on more than one graph (gradients do not
+            # flow between them): rewire its layers into one graph.
+            x = inputs = keras.Input(shape=(size, size, image_decoding.CHANNELS))
+            outputs = {}
+            for layer in model.layers[:-1]:
+                x = outputs[layer.name] = layer(x)
+            conv_outputs = [outputs[layer.name] for layer in self._convs]
+        else:  # a functional model's graph already names every layer's output
+            inputs, x = model.inputs, self._head.input
+            conv_outputs = [layer.output for layer in self._convs]
+        self._probe = keras.Model(inputs, conv_outputs + [x])
+
+    def __call__(self, image_bytes: bytes) -> Explanation:
+        import tensorflow as tf
+
+        from happysad import contract
+        from happysad.components.trainer import image_decoding
+
+        served = self._serve(images=tf.constant([image_bytes]))
+        class_index = int(served[contract.CLASS_INDEX_OUTPUT].numpy()[0])
+        head, size = self._head, image_decoding.IMAGE_SIZE
+        pixels = image_decoding.decode_image(tf.constant(image_bytes))[tf.newaxis]
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(pixels)
+            *activations, features_in = self._probe(pixels, training=False)
+            # The head's logits, not its probabilities: a confident model's sigmoid
+            # saturates (P rounds to 1.0) and its gradients vanish to exactly 0.
+            logits = tf.matmul(features_in, head.kernel) + head.bias
+            if logits.shape[-1] == 1:  # sigmoid head: the logit of class 1
+                score = logits[:, 0] if class_index == 1 else -logits[:, 0]
+            else:
+                score = logits[:, class_index]
+        pixel_gradients = tape.gradient(score, pixels)[0]
+        gradients = tape.gradient(score, activations[-1])[0]
+        del tape
+        weights = tf.reduce_mean(gradients, axis=(0, 1))  # one weight per channel
+        cam = tf.nn.relu(tf.reduce_sum(activations[-1][0] * weights, axis=-1))
+        cam = cam / (tf.reduce_max(cam) + 1e-8)
+        cam = tf.image.resize(cam[..., tf.newaxis], (size, size), method="bilinear")[..., 0]
+        return Explanation(
+            class_name=served[contract.CLASS_NAME_OUTPUT].numpy()[0].decode(),
+            probability=float(served[contract.PROBABILITIES_OUTPUT].numpy()[0][class_index]),
+            image=pixels[0].numpy(),
+            saliency=_smooth(np.abs(pixel_gradients.numpy()).max(axis=-1)),
+            cam=cam.numpy(),
+            activations=[(layer.name, a[0].numpy()) for layer, a in zip(self._convs, activations)],
+        )
+
+
 def explain(model_dir: str, image_bytes: bytes) -> Explanation:
-    import keras
-    import tensorflow as tf
-
-    from happysad import contract
-    from happysad.components.trainer import image_decoding, models
-
-    served = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE](images=tf.constant([image_bytes]))
-    class_index = int(served[contract.CLASS_INDEX_OUTPUT].numpy()[0])
-    keras_path = os.path.join(model_dir, "assets.extra", "model.keras")
-    if not os.path.exists(keras_path):
-        raise FileNotFoundError(f"{keras_path} is missing: this model was exported before `explain` existed; "
-                                "push a new one with `make run`")
-    model = keras.models.load_model(keras_path)
-    size = image_decoding.IMAGE_SIZE
-    head = model.layers[-1]  # Dense: the class scores, then sigmoid or softmax
-    # Its architecture, found by the model's name, says which convolutions to show.
-    convs = _shown(models.of_keras_model(model).explained_convolutions(model))
-    if isinstance(model, keras.Sequential):
-        # A loaded Sequential's layer outputs lie on more than one graph (gradients do not
-        # flow between them): rewire its layers into one graph.
-        x = inputs = keras.Input(shape=(size, size, image_decoding.CHANNELS))
-        outputs = {}
-        for layer in model.layers[:-1]:
-            x = outputs[layer.name] = layer(x)
-        conv_outputs = [outputs[layer.name] for layer in convs]
-    else:  # a functional model's graph already names every layer's output
-        inputs, x = model.inputs, head.input
-        conv_outputs = [layer.output for layer in convs]
-    probe = keras.Model(inputs, conv_outputs + [x])
-    pixels = image_decoding.decode_image(tf.constant(image_bytes))[tf.newaxis]
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(pixels)
-        *activations, features_in = probe(pixels, training=False)
-        # The head's logits, not its probabilities: a confident model's sigmoid
-        # saturates (P rounds to 1.0) and its gradients vanish to exactly 0.
-        logits = tf.matmul(features_in, head.kernel) + head.bias
-        if logits.shape[-1] == 1:  # sigmoid head: the logit of class 1
-            score = logits[:, 0] if class_index == 1 else -logits[:, 0]
-        else:
-            score = logits[:, class_index]
-    pixel_gradients = tape.gradient(score, pixels)[0]
-    gradients = tape.gradient(score, activations[-1])[0]
-    del tape
-    weights = tf.reduce_mean(gradients, axis=(0, 1))  # one weight per channel
-    cam = tf.nn.relu(tf.reduce_sum(activations[-1][0] * weights, axis=-1))
-    cam = cam / (tf.reduce_max(cam) + 1e-8)
-    cam = tf.image.resize(cam[..., tf.newaxis], (size, size), method="bilinear")[..., 0]
-    return Explanation(
-        class_name=served[contract.CLASS_NAME_OUTPUT].numpy()[0].decode(),
-        probability=float(served[contract.PROBABILITIES_OUTPUT].numpy()[0][class_index]),
-        image=pixels[0].numpy(),
-        saliency=_smooth(np.abs(pixel_gradients.numpy()).max(axis=-1)),
-        cam=cam.numpy(),
-        activations=[(layer.name, a[0].numpy()) for layer, a in zip(convs, activations)],
-    )
+    """One image's explanation (Explainer loads the model once for many)."""
+    return Explainer(model_dir)(image_bytes)
 
 
 MAX_CONV_ROWS = 6  # a deep model's convolutions, evenly spaced, ending at the last (Grad-CAM's)

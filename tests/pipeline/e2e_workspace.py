@@ -121,13 +121,13 @@ def check_explain(model_dir: str, floor: float, label: str, tmp_path: Path) -> N
         canvas.alpha_composite(image)
         return np.asarray(canvas.convert("RGB"), np.int16)
 
-    ratios = []
+    ratios, explainer = [], explain.Explainer(model_dir)
     for i in (1, 11, 21, 31):
         happy, sad = faces / "happy" / f"happy_{i:03d}.png", faces / "sad" / f"sad_{i:03d}.png"
         differ = np.abs(on_white(happy) - on_white(sad)).max(axis=2) > 30
         expression = np.asarray(Image.fromarray(differ.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(9))) > 0
         for path in (happy, sad):
-            saliency = explain.explain(model_dir, path.read_bytes()).saliency
+            saliency = explainer(path.read_bytes()).saliency
             ratios.append(saliency[expression].mean() / saliency[~expression].mean())
     print(f"\n{label}: saliency on the expression / elsewhere {min(ratios):.2f}-{max(ratios):.2f}")
     assert min(ratios) > floor, ratios
