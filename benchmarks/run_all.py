@@ -5,7 +5,7 @@
 Writes pipeline_output/benchmarks/results.json and benchmarks/RESULTS.md
 (the README links the latter; commit it after a run on the reference machine),
 keeping RESULTS.md's section from `make bench-robustness` and its figures
-moved out of code comments (which no script measures).
+moved out of code comments and out of the READMEs (which no script measures).
 --quick: one repeat and 80/1,000 images only, for a smoke run.
 """
 from __future__ import annotations
@@ -27,7 +27,11 @@ import serving_benchmark  # noqa: E402
 # RESULTS.md's figures moved out of code comments: written by hand, kept by `make bench`.
 FROM_COMMENTS_START = "<!-- from-comments: figures moved out of code comments; make bench keeps this section -->"
 FROM_COMMENTS_END = "<!-- /from-comments -->"
-KEPT_SECTIONS = ((robustness_benchmark.START, robustness_benchmark.END), (FROM_COMMENTS_START, FROM_COMMENTS_END))
+# RESULTS.md's figures moved out of the READMEs (each dated, with its machine): the same.
+FROM_READMES_START = "<!-- from-readmes: figures moved out of the READMEs; make bench keeps this section -->"
+FROM_READMES_END = "<!-- /from-readmes -->"
+KEPT_SECTIONS = ((robustness_benchmark.START, robustness_benchmark.END), (FROM_COMMENTS_START, FROM_COMMENTS_END),
+                 (FROM_READMES_START, FROM_READMES_END))
 
 # The targets of the performance issue: (label, how to read it from results, comparison, bound).
 TARGETS = [

@@ -1,5 +1,6 @@
 """benchmarks/RESULTS.md: `make bench-robustness` writes its marked section, and `make bench`, which
-rewrites the file whole, keeps it (standard library only; nothing is measured)."""
+rewrites the file whole, keeps it, and the hand-written sections of figures moved out of code comments
+and out of the READMEs (standard library only; nothing is measured)."""
 import json
 import sys
 from pathlib import Path
@@ -43,9 +44,16 @@ def test_make_bench_keeps_the_section_when_it_rewrites_the_file(tmp_path, monkey
     results.write_text("# Benchmarks\n\nold figures\n\n" + BLOCK + "\n\n" + comments + "\n")
     run_all.main(["--out", str(tmp_path / "out"), "--markdown", str(results)])
     assert results.read_text() == "# Benchmarks\n\nnew figures\n\n" + BLOCK + "\n\n" + comments + "\n"
+    # And the figures moved out of the READMEs, after those.
+    readmes = f"{run_all.FROM_READMES_START}\n## From the READMEs\n\n| b | 0.96 |\n{run_all.FROM_READMES_END}"
+    results.write_text("# Benchmarks\n\nold figures\n\n" + BLOCK + "\n\n" + comments + "\n\n" + readmes + "\n")
+    run_all.main(["--out", str(tmp_path / "out"), "--markdown", str(results)])
+    assert results.read_text() == ("# Benchmarks\n\nnew figures\n\n" + BLOCK + "\n\n" + comments + "\n\n"
+                                   + readmes + "\n")
 
 
-def test_the_real_results_file_has_both_kept_sections():
+def test_the_real_results_file_has_every_kept_section():
     text = (BENCHMARKS / "RESULTS.md").read_text()
     assert rb.section(text) and rb.section(text, run_all.FROM_COMMENTS_START, run_all.FROM_COMMENTS_END)
+    assert rb.section(text, run_all.FROM_READMES_START, run_all.FROM_READMES_END)
 
