@@ -22,7 +22,9 @@ EXTERNAL = ("http://", "https://", "mailto:")
 
 
 def markdown_files():
-    files = [REPO / "README.md", *sorted(REPO.glob("*/README.md")), *sorted(REPO.glob("benchmarks/*.md"))]
+    # Hidden folders hold tools' files (.pytest_cache/README.md), not the project's.
+    files = [REPO / "README.md", *sorted(p for p in REPO.glob("*/README.md") if not p.parent.name.startswith(".")),
+             *sorted(REPO.glob("benchmarks/*.md"))]
     return sorted({path for path in files if path.is_file()})
 
 
