@@ -76,7 +76,7 @@ def workspace(base: Path) -> Workspace:
                      serving=base / "serving_model")
 
 
-def report(ws) -> dict:
+def ingest_report(ws) -> dict:
     """What ingestion wrote for the latest run: counts per source and split."""
     return json.loads((ws.root / "tfrecords" / ingest.REPORT_NAME).read_text())
 

@@ -22,7 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 from happysad.data import emoji_faces, ingest
 from happysad.pipeline import configs
 
-from e2e_workspace import (COMPONENTS, RESOLVERS, State, check_explain, held_out_faces, inspect, report,
+from e2e_workspace import (COMPONENTS, RESOLVERS, State, check_explain, held_out_faces, inspect, ingest_report,
                            workspace)
 from helpers import HAPPYSAD, REPO, example, removed_unless_failed
 
@@ -75,7 +75,7 @@ def test_each_component_wrote_its_artefacts(ws, first_run):
     counts = {split: sum(1 for _ in tf.data.TFRecordDataset([str(p) for p in (examples / f"Split-{split}").glob("*.gz")],
                                                            compression_type="GZIP"))
               for split in ("train", "eval")}
-    sources = report(ws)["sources"]
+    sources = ingest_report(ws)["sources"]
     assert counts == {split: sum(sum(s[split].values()) for s in sources.values()) for split in counts}
     # The generated faces (classic and wide), each real set's happy and sad faces (EmojiOne 2
     # has 25: it predates 3 of them), and one framing variant of each held-out face.
@@ -190,7 +190,7 @@ def test_inspect_reads_the_run_back_from_ml_metadata(ws, first_run, tmp_path):
     examples = Path(ws.io(example_gen, metadata_store_pb2.Event.OUTPUT, "examples")[0].uri)
     train = sum(1 for _ in __import__("tensorflow").data.TFRecordDataset(
         [str(p) for p in (examples / "Split-train").glob("*.gz")], compression_type="GZIP"))
-    total = report(ws)["examples"]
+    total = ingest_report(ws)["examples"]
     assert f"  train: {train} examples; happy " in out and f"  eval: {total - train} examples; happy " in out
     assert f"sizes: 150x150 {train}" in out and f"modes: RGB {train}" in out
     assert "class_name  BYTES  required (1 of examples)     one of happy, sad" in out
@@ -233,7 +233,7 @@ def test_html_report_renders_the_run_in_chromium(ws, first_run, tmp_path, browse
     assert browser.find_element("id", "verdict").text.startswith("Blessed and pushed")
     accuracy = float(first_run.stdout.split("binary_accuracy ")[1].split(",")[0])
     train = int(out.split("  train: ")[1].split(" examples")[0])
-    assert f"overall {report(ws)['examples'] - train} {accuracy:.4g}" in text  # the metrics table's row, as rendered
+    assert f"overall {ingest_report(ws)['examples'] - train} {accuracy:.4g}" in text  # the metrics table's row, as rendered
     rows = [r.text for r in browser.find_elements("css selector", "#sources tr")]
     noto = next(r for r in rows if r.startswith("noto "))
     assert noto.startswith("noto 28 ") and "held out: never trained on; needs >= 0.9" in noto, rows
@@ -365,7 +365,7 @@ def test_the_same_weights_without_framing_are_not_blessed_on_the_held_out_varian
     with monkeypatch.context() as patch:
         patch.setattr(image_decoding, "frame", lambda image: image)
         serving_signatures.export(model, list(emoji_faces.CLASS_NAMES), str(tmp_path / "unframed"))
-    held_out = report(ws)["held_out"]
+    held_out = ingest_report(ws)["held_out"]
     assert contract.VARIANTS_SOURCE in held_out
     config = _eval_config(configs.GateConfig(), 2, held_out)
     for spec in config.metrics_specs:  # no baseline here: the value thresholds alone, as on a first run
