@@ -58,6 +58,44 @@ def whole_runs(work: Path, runner: str, repeats: int) -> dict:
             "components_cold_s": {k: _median(v) for k, v in components.items()}}
 
 
+def architectures_cold(work: Path, repeats: int) -> dict:
+    """Cold `happysad run`s of the default data, the default architecture and the
+    quickest (the seed's CNN) in turn, each on a fresh root: the default run's
+    cost against the quickest's, from runs alternated within one benchmark run.
+    Per architecture: whole-run and Trainer seconds, and the Trainer's export,
+    TFLite and training seconds from its training summary."""
+    from happysad import contract
+    from happysad.components.trainer import models
+    from happysad.pipeline import configs, run_record
+
+    names = [models.DEFAULT, models.QUICKEST]
+    rows = {name: {"cold_s": [], "trainer_s": [], "train_s": [], "export_s": [], "tflite_s": [], "epochs": []}
+            for name in names}
+    for i in range(repeats):
+        for name in names:
+            root = work / f"arch-{name}-{i}"
+            started = time.perf_counter()
+            result = subprocess.run([HAPPYSAD, "run", "--arch", name, "--pipeline-root", str(root / "root"),
+                                     "--serving-dir", str(root / "serving")], cwd=REPO, capture_output=True, text=True)
+            row = rows[name]
+            row["cold_s"].append(time.perf_counter() - started)
+            if result.returncode not in (0, 3):
+                raise RuntimeError(f"happysad run --arch {name} failed:\n{result.stdout}\n{result.stderr}")
+            record = run_record.read_run(str(root / "root" / "metadata.sqlite"), configs.PIPELINE_NAME)
+            row["trainer_s"].append(next(c.seconds for c in record.components if c.node_id == "Trainer"))
+            (summary_file,) = (root / "root" / "Trainer" / "model_run").glob(f"*/{contract.TRAINING_SUMMARY_FILE}")
+            summary = json.loads(summary_file.read_text())
+            row["train_s"].append(sum(summary["epoch_seconds"]))
+            row["export_s"].append(summary["export_seconds"])
+            row["tflite_s"].append(summary["tflite_seconds"])
+            row["epochs"].append(summary["epochs_run"])
+            print(f"  {name}: cold run {row['cold_s'][-1]:.1f} s, Trainer {row['trainer_s'][-1]:.1f} s", flush=True)
+    medians = {name: {key: _median(values) for key, values in row.items()} for name, row in rows.items()}
+    default, quickest = rows[models.DEFAULT]["cold_s"], rows[models.QUICKEST]["cold_s"]
+    return {"default": models.DEFAULT, "quickest": models.QUICKEST, "runs": rows, "medians": medians,
+            "cold_ratio": _median([d / q for d, q in zip(default, quickest)])}
+
+
 def _examples_dir(work: Path) -> Path:
     """The ImportExampleGen output of the first Beam run (the pipeline's own split)."""
     return next((work / "beam-0" / "root" / "ImportExampleGen" / "examples").iterdir())
@@ -252,6 +290,8 @@ def main(out_json: Path, repeats: int = 2, sizes=(80, 1000, 10000)) -> dict:
     for runner in ("beam", "local"):
         print(f"[bench] happysad run --runner {runner}: {repeats} cold + {repeats} cached", flush=True)
         results[f"run_{runner}"] = whole_runs(work, runner, repeats)
+    print(f"[bench] cold runs by architecture, alternated: {repeats} each", flush=True)
+    results["architectures"] = architectures_cold(work, repeats)
     examples = _examples_dir(work)
     print("[bench] Trainer vs. plain Keras", flush=True)
     results["trainer"] = trainer_vs_keras(examples)

@@ -42,9 +42,17 @@ TARGETS = [
     ("Trainer peak RSS growth per 1,000 images", lambda r: _rss_growth(r), "<=", 30.0, "MB"),
     ("ingestion, largest size", lambda r: r["scale"][-1]["ingest_images_per_s"], ">=", 500.0, "img/s"),
     ("validation growth 1k -> 10k images", lambda r: _growth(r), "<=", 11.0, "x"),
+    ("default run / quickest run, cold, alternated", lambda r: r["architectures"]["cold_ratio"], "<=", 1.4, "x"),
+    ("default / quickest batch-1 p50, REST", lambda r: _serving_ratio(r, "REST"), "<=", 2.5, "x"),
+    ("default / quickest batch-1 p50, gRPC", lambda r: _serving_ratio(r, "gRPC"), "<=", 2.5, "x"),
     ("REST p50 overhead, batch 1", lambda r: r["serving"]["paths"]["REST"]["batch1"]["overhead_p50"], "<=", 1.3, "x"),
     ("gRPC p50 overhead, batch 1", lambda r: r["serving"]["paths"]["gRPC"]["batch1"]["overhead_p50"], "<=", 1.2, "x"),
 ]
+
+
+def _serving_ratio(results, path):
+    served = results["serving"]["architectures"]
+    return served["by_architecture"][served["default"]]["over_quickest"][path]
 
 
 def _rss_growth(results):
@@ -87,6 +95,22 @@ def markdown(results: dict) -> str:
         r = results[f"run_{runner}"]
         lines.append(f"| {runner} | {r['cold_s']:.1f} | {r['cached_s']:.1f} | {r['import_floor_s']:.1f} | "
                      f"{r['cached_over_floor']:.2f} |")
+    arch = results["architectures"]
+    lines += [f"\n## The default run against the quickest ({arch['default']} / {arch['quickest']}), cold, alternated\n",
+              f"Median of {results['repeats']} pair(s); the ratio is the median of each pair's.\n",
+              "| architecture | cold run s | Trainer s | training s | export s | TFLite s | epochs |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in (arch["default"], arch["quickest"]):
+        m = arch["medians"][name]
+        lines.append(f"| {name} | {m['cold_s']:.1f} | {m['trainer_s']:.1f} | {m['train_s']:.1f} | {m['export_s']:.1f} | "
+                     f"{m['tflite_s']:.1f} | {m['epochs']:g} |")
+    lines.append(f"\nratio {arch['cold_ratio']:.2f}x.")
+    served = results["serving"]["architectures"]
+    lines += ["\nServing batch 1 by architecture (random weights, `happysad serve`, p50 ms):\n",
+              "| architecture | REST | gRPC | REST / quickest | gRPC / quickest |", "|---|---:|---:|---:|---:|"]
+    for name, row in served["by_architecture"].items():
+        lines.append(f"| {name} | {row['REST']:.2f} | {row['gRPC']:.2f} | {row['over_quickest']['REST']:.2f} | "
+                     f"{row['over_quickest']['gRPC']:.2f} |")
     lines += ["\nPer component, cold (seconds, median):\n", "| component | beam | local |", "|---|---:|---:|"]
     beam, local = results["run_beam"]["components_cold_s"], results["run_local"]["components_cold_s"]
     for node in beam:

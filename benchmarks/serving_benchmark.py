@@ -52,6 +52,58 @@ def _concurrent(make_call, clients: int, per_client: int) -> float:
     return clients * per_client / (time.perf_counter() - started)
 
 
+def architectures(repeats: int) -> dict:
+    """Batch-1 p50 over REST and gRPC Predict for each registered architecture
+    (random weights: latency does not depend on them), each served in turn by
+    its own `happysad serve`, and each architecture's p50 over the quickest's."""
+    import http.client
+
+    import grpc
+    import tensorflow as tf
+    from live_server import MODEL, start_server
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from happysad.components.trainer import models, serving_signatures
+
+    face = sorted((REPO / "data" / "emoji_faces").rglob("*.png"))[0].read_bytes()
+    results = {}
+    for name, module in models.ARCHITECTURES.items():
+        tmp = Path(tempfile.mkdtemp(prefix=f"serving-bench-{name}-"))
+        tf.keras.utils.set_random_seed(1)
+        serving_signatures.export(module.build_model(2, module.DEFAULT_LEARNING_RATE), ["happy", "sad"],
+                                  str(tmp / MODEL / "1"))
+        server = start_server(tmp, "--model-base-path", str(tmp / MODEL))
+        try:
+            host, port = server.rest.split("//")[1].split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            body = json.dumps({"instances": [{"b64": base64.b64encode(face).decode()}]})
+
+            def rest():
+                connection.request("POST", f"/v1/models/{MODEL}:predict", body=body,
+                                   headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                assert response.status == 200, response.read()
+                response.read()
+
+            channel = grpc.insecure_channel(server.grpc)
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = MODEL
+            request.inputs["images"].CopyFrom(tf.make_tensor_proto([face], dtype=tf.string))
+            results[name] = {"REST": _measure(rest, repeats, 1)["p50_ms"],
+                             "gRPC": _measure(lambda: stub.Predict(request, timeout=60), repeats, 1)["p50_ms"]}
+            channel.close()
+        finally:
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"  {name}: batch-1 p50 REST {results[name]['REST']:.2f} ms, gRPC {results[name]['gRPC']:.2f} ms",
+              flush=True)
+    quickest = results[models.QUICKEST]
+    for row in results.values():
+        row["over_quickest"] = {path: row[path] / quickest[path] for path in ("REST", "gRPC")}
+    return {"default": models.DEFAULT, "quickest": models.QUICKEST, "by_architecture": results}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None,
@@ -142,6 +194,8 @@ def main(argv=None) -> int:
             ratio = f"{r['overhead_p50']:.2f}" if "overhead_p50" in r else "1.00"
             print(f"{name:<11} {size:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>8.0f} {ratio:>9}")
         print(f"{name:<11} {'1x8':>5} {'':>8} {'':>8} {row['batch1_8clients_images_per_s']:>8.0f}   (8 concurrent clients)")
+    print("batch-1 by architecture (random weights, each served in turn):")
+    results["architectures"] = architectures(args.repeats)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
