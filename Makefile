@@ -1,7 +1,7 @@
 # The two commands: `make run` and `make test`. Each sets up .venv first
 # (from requirements.lock, only when missing or stale); `make test` also installs
 # chromium and chromium-driver when missing (the browser tests drive them), and
-# prints its 15 slowest tests at the end.
+# prints its 15 slowest tests at the end. Its tests run on two workers (pytest-xdist).
 VENV := .venv
 BIN := $(VENV)/bin
 # Extra flags for `happysad run`, e.g. make run ARGS="--data ~/faces --epochs 10"
@@ -18,8 +18,10 @@ browser:
 run: venv
 	$(BIN)/happysad run $(ARGS)
 
+# Two workers (one per core here, four at most), a test file to each: a file's
+# tests share its pipeline runs and servers.
 test: venv browser
-	$(BIN)/python -m pytest tests -q -rfEs --durations=15 $(ARGS)
+	$(BIN)/python -m pytest tests -q -rfEs --durations=15 -n auto --maxprocesses 4 --dist loadfile $(ARGS)
 
 # Serve the pushed models over TF Serving's REST (:8501) and gRPC (:8500) APIs.
 serve: venv

@@ -113,6 +113,7 @@ def test_make_test_sets_up_then_runs_pytest_and_ci_only_calls_it():
     lines = dry_run.stdout.splitlines()
     assert lines[:2] == ["scripts/ensure_venv.sh", "scripts/ensure_browser.sh"]
     assert "pytest" in lines[2] and "--durations=15" in lines[2]
+    assert "-n auto" in lines[2] and "--dist loadfile" in lines[2]  # both cores, a file's runs on one worker
     # .ci/run installs make alone (make cannot install make): the rest is make test's.
     ci = (REPO / ".ci" / "run").read_text()
     assert [line.split()[-1] for line in ci.splitlines() if "apt-get install" in line] == ["make"]
