@@ -82,21 +82,6 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding():
     assert _decode(under).shape == (150, 150, 3)
 
 
-def test_the_decoder_imports_as_a_package_module_too():
-    """happysad explain imports it as components.trainer.image_decoding, without
-    the Trainer's folder on the path."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-c", "from components.trainer import image_decoding; "
-                             "print(image_decoding.contract.MAX_DECODED_PIXELS)"],
-                            cwd=repo, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "40000000"
-
-
 # --- Framing: a face on a one-colour background fills the frame, wherever it sits ---
 
 def _face_on(canvas_size, background, box):
