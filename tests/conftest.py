@@ -14,6 +14,12 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
+def pytest_collection_modifyitems(items):
+    """The files that run the whole pipeline (*_e2e.py) first, in their order: on
+    two workers the longest files start first and the short ones fill in after."""
+    items.sort(key=lambda item: not item.path.name.endswith("_e2e.py"))
+
+
 @pytest.fixture(scope="session")
 def browser():
     """A headless Chromium driven through Selenium WebDriver."""

@@ -171,7 +171,8 @@ def test_run_ends_with_a_readable_summary(ws, first_run):
     assert "reached 0.999 at epoch" in out
     assert "binary_accuracy" in out and "auc" in out
     assert "blessed: yes" in out
-    assert re.search(r"^TFLite \((int8|float32), [0-9.]+ MB; .*TFMA on the eval split: accuracy", out, re.M)
+    assert re.search(r"^TFLite \((int8|float32), [0-9.]+ MB(; (int8|float32) [0-9.]+ MB)?\): TFMA on the eval split: accuracy",
+                     out, re.M)
     assert "serving check (TF Serving's session loader, then happysad serve on loopback): passed" in out
     assert "over the server (median) REST classify" in out
     assert f"pushed: {ws.serving / 'happysad'}/" in out
