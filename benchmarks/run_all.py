@@ -102,8 +102,8 @@ def markdown(results: dict) -> str:
               "|---|---:|---:|---:|---:|---:|---:|"]
     for name in (arch["default"], arch["quickest"]):
         m = arch["medians"][name]
-        lines.append(f"| {name} | {m['cold_s']:.1f} | {m['trainer_s']:.1f} | {m['train_s']:.1f} | {m['export_s']:.1f} | "
-                     f"{m['tflite_s']:.1f} | {m['epochs']:g} |")
+        lines.append(f"| {name} | {m['cold_s']:.1f} | {m['trainer_s']:.1f} | {m['train_s']:.1f} | "
+                     f"{m['export_s']:.1f} | {m['tflite_s']:.1f} | {m['epochs']:g} |")
     lines.append(f"\nratio {arch['cold_ratio']:.2f}x.")
     served = results["serving"]["architectures"]
     lines += ["\nServing batch 1 by architecture (random weights, `happysad serve`, p50 ms):\n",

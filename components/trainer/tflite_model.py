@@ -11,9 +11,10 @@ Dynamic-range int8 (weights stored as int8, a quarter of the size, computed
 in float) is converted first, and kept when its accuracy on the eval split is
 within MAX_INT8_ACCURACY_DROP of the Keras model's. Only otherwise is float32
 converted (it answers as Keras does) and kept: each conversion traces and
-converts the whole model again, so a run converts once when int8 is good. It is written as `tflite` inside the SavedModel's
-folder: the name TFX's TFLite rewriter and TFMA's model_type tf_lite use. TF
-Serving ignores it, and the Pusher ships it beside the SavedModel.
+converts the whole model again, so a run converts once when int8 is good.
+The kept one is written as `tflite` inside the SavedModel's folder: the name
+TFX's TFLite rewriter and TFMA's model_type tf_lite use. TF Serving ignores
+it, and the Pusher ships it beside the SavedModel.
 """
 from __future__ import annotations
 
