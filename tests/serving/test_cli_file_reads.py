@@ -168,13 +168,6 @@ def test_batches_are_bounded_by_count_and_bytes():
         assert len(batch) == 1 or client.request_bytes(batch) <= client.request_bytes([b"x" * 600])
 
 
-def test_the_client_bound_is_the_server_default():
-    from happysad.serving.server_config import Limits, ServerConfig
-
-    assert client.MAX_REQUEST_BYTES == ServerConfig.max_request_bytes
-    assert client.MAX_BATCH_SIZE == Limits.max_batch_size == ServerConfig.max_batch_size
-
-
 def test_a_batch_too_large_for_the_server_is_halved_until_it_fits():
     calls = []
 
