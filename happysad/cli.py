@@ -331,6 +331,9 @@ def cmd_explain(args) -> int:
     except (FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except ValueError as e:  # a model of an architecture this version does not register
+        print(f"error: {model_dir}: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except tf.errors.OpError as e:
         print(f"error: {args.image}: not an image the model can read ({error_summary(e.message)})",
               file=sys.stderr)

@@ -3,6 +3,7 @@ registry alone, trains in the Trainer's run_fn, exports a SavedModel TF Serving'
 and `explain` shows its convolution; the registry describes it (the model card's and `inspect`'s line)."""
 import dataclasses
 import json
+import subprocess
 import types
 
 import numpy as np
@@ -15,7 +16,7 @@ from happysad.components.trainer import models, trainer_module
 from happysad.components.trainer.training_config import TrainingConfig
 from happysad.data import emoji_faces
 from happysad.serving import explain
-from helpers import example
+from helpers import HAPPYSAD, example
 import toy_architecture
 
 NAME = "toy"
@@ -62,6 +63,16 @@ def test_a_registered_toy_model_trains_exports_and_explains(registered, tmp_path
     assert explanation.class_name in CLASSES
     assert [name for name, _ in explanation.activations] == ["toy_conv"]
     assert np.isfinite(explanation.saliency).all() and explanation.saliency.max() == 1.0
+
+    # `happysad explain` in a process whose registry lacks the toy line: one clear line, no traceback.
+    image = tmp_path / "sad_001.png"
+    image.write_bytes(face)
+    refused = subprocess.run([HAPPYSAD, "explain", str(image), "--model-dir", fn_args.serving_model_dir,
+                              "--out", str(tmp_path / "explained.png")], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    (line,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert toy_architecture.KERAS_NAME in line and models.DEFAULT in line, line
+    assert not (tmp_path / "explained.png").exists()
 
 
 def test_without_its_registry_line_explain_refuses_the_model_naming_the_known_ones():
