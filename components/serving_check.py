@@ -30,9 +30,9 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import import_utils
 
+from happysad import contract
 from happysad.components.examples_artifact import split_records
 from happysad.components.saved_model_bundle import SavedModelBundle, error_summary
-from happysad import contract
 
 SAMPLE_SIZE = 8  # eval examples replayed through each signature
 SERVER_LOG_FILE = "serve.log"  # the server's log, kept beside serving_check.json
