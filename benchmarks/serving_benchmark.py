@@ -52,16 +52,46 @@ def _concurrent(make_call, clients: int, per_client: int) -> float:
     return clients * per_client / (time.perf_counter() - started)
 
 
+def _rest_predict(server, batch: list):
+    """One batch's REST predict call over a keep-alive connection, as a serving
+    client keeps one; http.client, because requests alone adds ~0.5 ms per call here."""
+    import http.client
+
+    from live_server import MODEL
+
+    host, port = server.rest.split("//")[1].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in batch]})
+    path = f"/v1/models/{MODEL}:predict"
+
+    def call():
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+        assert response.status == 200, data
+    return call
+
+
+def _grpc_predict(stub, batch: list):
+    """One batch's gRPC Predict call on `stub`."""
+    import tensorflow as tf
+    from live_server import MODEL
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+    return lambda: stub.Predict(request, timeout=60)
+
+
 def architectures(repeats: int) -> dict:
     """Batch-1 p50 over REST and gRPC Predict for each registered architecture
     (random weights: latency does not depend on them), each served in turn by
     its own `happysad serve`, and each architecture's p50 over the quickest's."""
-    import http.client
-
     import grpc
     import tensorflow as tf
     from live_server import MODEL, start_server
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from happysad.components.trainer import models, serving_signatures
 
@@ -74,24 +104,10 @@ def architectures(repeats: int) -> dict:
                                   str(tmp / MODEL / "1"))
         server = start_server(tmp, "--model-base-path", str(tmp / MODEL))
         try:
-            host, port = server.rest.split("//")[1].split(":")
-            connection = http.client.HTTPConnection(host, int(port), timeout=60)
-            body = json.dumps({"instances": [{"b64": base64.b64encode(face).decode()}]})
-
-            def rest():
-                connection.request("POST", f"/v1/models/{MODEL}:predict", body=body,
-                                   headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                assert response.status == 200, response.read()
-                response.read()
-
             channel = grpc.insecure_channel(server.grpc)
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = MODEL
-            request.inputs["images"].CopyFrom(tf.make_tensor_proto([face], dtype=tf.string))
-            results[name] = {"REST": _measure(rest, repeats, 1)["p50_ms"],
-                             "gRPC": _measure(lambda: stub.Predict(request, timeout=60), repeats, 1)["p50_ms"]}
+            results[name] = {"REST": _measure(_rest_predict(server, [face]), repeats, 1)["p50_ms"],
+                             "gRPC": _measure(_grpc_predict(stub, [face]), repeats, 1)["p50_ms"]}
             channel.close()
         finally:
             server.stop()
@@ -112,12 +128,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    import http.client
-
     import grpc
     import tensorflow as tf
     from live_server import MODEL, export_version, start_server
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from happysad.serving import client
 
@@ -146,26 +160,11 @@ def main(argv=None) -> int:
             tensor = tf.constant(batch)
             return lambda: serve(images=tensor)
 
-        def rest(batch):
-            # One keep-alive connection per client, as a serving client keeps one;
-            # http.client, because requests alone adds ~0.5 ms per call here.
-            host, port = server.rest.split("//")[1].split(":")
-            connection = http.client.HTTPConnection(host, int(port), timeout=60)
-            body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in batch]})
-            path = f"/v1/models/{MODEL}:predict"
-
-            def call():
-                connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                data = response.read()
-                assert response.status == 200, data
-            return call
+        def rest(batch):  # one keep-alive connection per client
+            return _rest_predict(server, batch)
 
         def grpc_call(batch):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = MODEL
-            request.inputs["images"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
-            return lambda: stub.Predict(request, timeout=60)
+            return _grpc_predict(stub, batch)
 
         for name, make in (("in-process", in_process), ("REST", rest), ("gRPC", grpc_call)):
             row = {}
